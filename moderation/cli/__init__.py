@@ -1,0 +1,20 @@
+"""The `moderation` command. Each concern's commands live in their own module and are added here.
+
+Commands are thin: parse options, call a library function, print. User mistakes exit non-zero with one
+clear line (a `ModerationError` becomes a `click.ClickException`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="moderation")
+def main() -> None:
+    """Self-hosted comment moderation: train, check, serve, review."""
+
+
+# Registration: one line per command module (keep imports light; heavy imports go inside commands).

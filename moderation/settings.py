@@ -1,0 +1,90 @@
+"""Every setting, declared once as data with its default and help text.
+
+Values come from `MODERATION_<NAME>` environment variables. The README documents each one (a test
+checks that). Add a setting here, not with ad-hoc `os.environ` reads elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    type: type = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ENV", "development", "`production` refuses to start with the default secret key."),
+    Setting("SECRET_KEY", DEFAULT_SECRET_KEY, "Signs admin sessions and CSRF tokens. Set a long random value."),
+    Setting(
+        "DATABASE_URL",
+        "",
+        "SQLAlchemy URL. Empty: SQLite (WAL) at `<INSTANCE_PATH>/moderation.sqlite3`. "
+        "Use `postgresql+psycopg://user@host/db` when several workers or hosts share the data.",
+    ),
+    Setting("INSTANCE_PATH", "instance", "Folder for the embedded SQLite database and other local state."),
+    Setting("MODEL_DIR", "models", "Folder of trained model artifacts and their manifests."),
+    Setting("DATA_DIR", "", "Folder holding the public corpora (e.g. `../shared/datasets`). Empty: starter corpus only."),
+    Setting("MAX_CONTENT_LENGTH", 65536, "Largest request body accepted, in bytes (larger → 413).", int),
+    Setting("ANONYMIZE_IP", False, "Store IPv4 addresses with the last octet zeroed (IPv6: last 80 bits).", bool),
+    Setting("RETENTION_DAYS", 90, "Default age after which `moderation purge` removes personal data.", int),
+    Setting(
+        "RATELIMIT_STORAGE_URL",
+        "memory://",
+        "Flask-Limiter storage. Use `redis://127.0.0.1:6379` when several workers run.",
+    ),
+    Setting("RATELIMIT_CHECK", "120/minute", "Rate limit for comment checks, per API key and per client IP."),
+    Setting("MODEL_RELOAD_SECONDS", 10, "How often a worker looks for a newly promoted model.", int),
+    Setting("WORKERS", 2, "Gunicorn worker processes started by `moderation serve`.", int),
+    Setting("TRAIN_ON_START", True, "Train a model on first `moderation serve` when MODEL_DIR has none.", bool),
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce(setting: Setting, raw: str) -> Any:
+    """Turn an environment string into the setting's type, or fail naming the variable."""
+    if setting.type is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(f"MODERATION_{setting.name}: expected true/false, found {raw!r}")
+    if setting.type is int:
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"MODERATION_{setting.name}: expected an integer, found {raw!r}") from exc
+    return raw
+
+
+def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read every setting from `environ` (default: the process environment) into a plain dict."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = env.get(f"MODERATION_{setting.name}")
+        values[setting.name] = setting.default if raw is None else _coerce(setting, raw)
+    return values
+
+
+def database_url(values: Mapping[str, Any]) -> str:
+    """The configured database URL, defaulting to SQLite in the instance folder."""
+    if values["DATABASE_URL"]:
+        return str(values["DATABASE_URL"])
+    path = Path(values["INSTANCE_PATH"]).resolve() / "moderation.sqlite3"
+    return f"sqlite:///{path}"
