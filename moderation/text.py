@@ -1,0 +1,238 @@
+"""Text normalisation, link extraction and tokenisation that see through cheap obfuscation.
+
+Every input here is attacker-controlled, so each function caps how much text it reads
+(`MAX_CHARS`) and every regular expression is linear-time: no nested quantifiers, bounded
+repetition where a match could otherwise run to the end of the text.
+
+    normalize(text)      -> str          the text a human would read, folded to plain forms
+    extract_links(text)  -> list[Link]   URLs in raw or HTML text, with the link text shown
+    tokenize(text)       -> list[str]    lowercased, stemmed word tokens (NLTK, no data needed)
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from nltk.stem.snowball import SnowballStemmer
+
+# Comments longer than this are judged on their first 20k characters: enough for any real comment,
+# and it bounds the work an attacker can cause per request.
+MAX_CHARS = 20_000
+
+# Zero-width characters, BOM, soft hyphen, bidi embeddings/overrides/isolates, and other format
+# characters that render as nothing but split words for a naive tokenizer (the YouTube corpus's
+# trailing U+FEFF, which leaks the label, also goes here).
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\u3164\ufe00-\ufe0e\ufeff\uffa0]"
+)
+# "Zalgo" stacks of combining marks; two in a row are legitimate in some scripts, three are decoration.
+_COMBINING_STACK = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]{3,}")
+
+# Cyrillic and Greek letters that look like Latin ones. NFKC already folds fullwidth and
+# mathematical alphanumerics ("𝐛𝐨𝐥𝐝" → "bold"); these survive it. Taken from Unicode's
+# confusables.txt, restricted to letters a reader would take for the Latin letter at a glance.
+_HOMOGLYPHS = {
+    # Cyrillic lowercase
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w",
+    "һ": "h", "ӏ": "l", "ь": "b", "г": "r", "п": "n", "ш": "w",
+    # Cyrillic uppercase
+    "А": "A", "В": "B", "Е": "E", "Ё": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
+    "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S", "І": "I", "Ї": "I", "Ј": "J", "Ԁ": "D", "Ԛ": "Q", "Ԝ": "W",
+    "Һ": "H", "Ӏ": "I", "Ь": "b",
+    # Greek
+    "α": "a", "β": "b", "γ": "y", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
+    "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ς": "c",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}  # fmt: skip
+_HOMOGLYPH_TABLE = str.maketrans(_HOMOGLYPHS)
+_HAS_HOMOGLYPH = re.compile("[" + "".join(_HOMOGLYPHS) + "]")
+_HAS_LATIN = re.compile("[A-Za-z]")
+_WORD = re.compile(r"\w+")
+
+# Tags: a bounded scan to the next '>' (no '<' inside), so an unclosed '<' costs O(1000) at most.
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]{0,15})\b([^<>]{0,2000})>")
+_HREF = re.compile(r"""\bhref\s{0,10}=\s{0,10}(?:"([^"]{0,2000})"|'([^']{0,2000})'|([^\s"'>]{1,2000}))""", re.I)
+_BLOCK_TAGS = frozenset({"br", "p", "div", "li", "tr", "td", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+# Runs of one non-digit, non-space character: "soooo" → "soo", "!!!!!" → "!!". Digits are left
+# alone so phone numbers and amounts survive.
+_REPEAT = re.compile(r"([^\d\s])\1{2,}")
+_SPACE = re.compile(r"\s+")
+
+# URLs with a scheme or "www.", then bare domains on TLDs spammers and sites commonly use.
+_URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]{0,15}://|\bwww\.)[^\s<>\"'\x60]{1,2000}", re.I)
+_BARE_TLDS = (
+    "com|net|org|info|biz|io|co|me|us|uk|de|ru|fr|es|it|nl|pl|br|in|cn|jp|xyz|top|club|online|site|shop|store"
+    "|click|link|live|tk|ml|ga|cf|gq|pw|ly|gl|gd|cc|ws|tv|su|icu|vip|win|bid|loan|work|today|buzz|fun|space"
+)
+_BARE_DOMAIN = re.compile(
+    r"(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){1,4}(?:" + _BARE_TLDS + r")\b(?:/[^\s<>\"']{0,2000})?",
+    re.I,
+)
+_TRAILING_PUNCT = ".,;:!?)]}'\""
+
+# Tokens: URLs become their host (the path is mostly random ids), then emails, money amounts,
+# words (letters/digits, inner apostrophes and hyphens), emoji and other symbols one by one.
+_TOKEN = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"']{1,2000}"
+    r"|[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4}"
+    r"|[$€£]\d[\d,.]{0,20}"
+    r"|\w+(?:['’-]\w+){0,5}"
+    r"|[^\w\s]",
+    re.I,
+)
+_stemmer = SnowballStemmer("english")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One link found in a comment: full URL, lowercased host, and the text shown for it ("" if bare)."""
+
+    url: str
+    host: str
+    text: str = ""
+
+
+def normalize(text: str) -> str:
+    """Return `text` as a reader sees it: tags stripped (link targets kept), entities decoded, NFKC,
+    invisible characters removed, look-alike letters folded in mixed-script words, runs squashed,
+    whitespace collapsed. Case is preserved. Reads at most `MAX_CHARS` characters; never raises on str."""
+    text = text[:MAX_CHARS]
+    if "<" in text:
+        text = _strip_tags(text)
+    if "&" in text:
+        text = html.unescape(text)
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", text)
+    text = _COMBINING_STACK.sub("", text)
+    if _HAS_HOMOGLYPH.search(text):
+        text = _WORD.sub(_fold_mixed_script, text)
+    text = _REPEAT.sub(r"\1\1", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def _fold_mixed_script(match: re.Match[str]) -> str:
+    """Fold look-alikes in a word that mixes Latin letters with them; leave single-script words alone."""
+    word = match.group(0)
+    if _HAS_LATIN.search(word) and _HAS_HOMOGLYPH.search(word):
+        return word.translate(_HOMOGLYPH_TABLE)
+    return word
+
+
+def _strip_tags(text: str) -> str:
+    """Remove HTML tags, keeping each link's target after its text: `<a href="u">t</a>` → "t u"."""
+    pending: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        closing, name, attrs = match.group(1), match.group(2).lower(), match.group(3)
+        if name == "a":
+            if closing:
+                return f" {pending.pop()} " if pending else " "
+            href = _HREF.search(attrs)
+            if href:
+                pending.append(href.group(1) or href.group(2) or href.group(3) or "")
+            return " "
+        return " " if name in _BLOCK_TAGS else ""
+
+    stripped = _TAG.sub(replace, text)
+    # An unclosed <a href> still shows its target to the classifier.
+    return " ".join([stripped, *pending]) if pending else stripped
+
+
+def extract_links(text: str) -> list[Link]:
+    """Return the links in raw or HTML `text`, in order: `<a href>` links with their text, then bare
+    URLs and bare domains in the remaining text. Reads at most `MAX_CHARS` characters."""
+    text = text[:MAX_CHARS]
+    links: list[Link] = []
+    if "<" in text:
+        text = _pull_anchors(text, links)
+    if "&" in text:
+        text = html.unescape(text)
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    for match in _URL.finditer(text):
+        links.append(_make_link(match.group(0), ""))
+    for match in _BARE_DOMAIN.finditer(_URL.sub(" ", text)):
+        links.append(_make_link(match.group(0), ""))
+    return links
+
+
+def _pull_anchors(text: str, links: list[Link]) -> str:
+    """Append a Link for each `<a href>` in `text`; return the text with tags and anchored text removed."""
+    out: list[str] = []
+    position = 0
+    open_href: str | None = None
+    anchor_start = 0
+    for match in _TAG.finditer(text):
+        closing, name = match.group(1), match.group(2).lower()
+        if open_href is None:
+            out.append(text[position : match.start()])
+        if name == "a" and not closing:
+            href = _HREF.search(match.group(3))
+            if href:
+                if open_href is not None:  # <a> inside <a>: close the first one without text
+                    links.append(_make_link(html.unescape(open_href), ""))
+                open_href = href.group(1) or href.group(2) or href.group(3) or ""
+                anchor_start = match.end()
+        elif name == "a" and closing and open_href is not None:
+            shown = html.unescape(_TAG.sub(" ", text[anchor_start : match.start()]))
+            links.append(_make_link(html.unescape(open_href), _SPACE.sub(" ", shown).strip()))
+            open_href = None
+        position = match.end()
+    if open_href is not None:
+        links.append(_make_link(html.unescape(open_href), ""))
+    else:
+        out.append(text[position:])
+    return " ".join(out)
+
+
+def _make_link(url: str, shown: str) -> Link:
+    """Build a Link, trimming sentence punctuation off the URL and reading its host."""
+    url = url.strip().rstrip(_TRAILING_PUNCT)
+    return Link(url=url, host=url_host(url), text=shown)
+
+
+def url_host(url: str) -> str:
+    """Return the lowercased host of `url` (scheme optional), without "www." and port; "" if none."""
+    candidate = url.strip()
+    if "://" not in candidate[:20]:
+        candidate = "http://" + candidate
+    try:
+        host = urlsplit(candidate).hostname or ""
+    except ValueError:  # e.g. an invalid IPv6 literal
+        return ""
+    host = host.rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+def tokenize(text: str) -> list[str]:
+    """Split already-normalised `text` into lowercased, English-stemmed tokens; a URL becomes its host.
+
+    Module-level on purpose: vectorizers reference it by import path, so saved models stay loadable."""
+    return [_stem(token) for token in surface_tokens(text)]
+
+
+def surface_tokens(text: str) -> list[str]:
+    """Split `text` into lowercased tokens before stemming (URLs become their host)."""
+    tokens = []
+    for match in _TOKEN.finditer(text[:MAX_CHARS].lower()):
+        token = match.group(0)
+        if token[:4] in ("http", "www.") and ("://" in token or token.startswith("www.")):
+            token = url_host(token) or token
+        tokens.append(token)
+    return tokens
+
+
+@lru_cache(maxsize=65_536)
+def _stem(token: str) -> str:
+    """Snowball-stem a word token (cached: vocabularies are Zipfian); other tokens pass through."""
+    if len(token) > 3 and token.isalpha():
+        return str(_stemmer.stem(token))
+    return token
