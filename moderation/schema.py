@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for tables that grow.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -18,6 +19,28 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every database.
+
+    SQLite has no time zones and hands back naive datetimes, which then refuse to compare with aware
+    ones; this stores UTC and always returns aware UTC values. Naive input is taken to be UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -39,8 +62,8 @@ class Site(Base):
     callback_secret: Mapped[str] = mapped_column(String(128), default="")
     # thresholds, block/allow lists, rule switches: see policy.SiteSettings
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class CommentRecord(Base):
@@ -50,7 +73,7 @@ class CommentRecord(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     source: Mapped[str] = mapped_column(String(20), default="api")  # api | akismet
     content: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)  # of the normalised text
@@ -63,8 +86,8 @@ class CommentRecord(Base):
     permalink: Mapped[str] = mapped_column(String(2000), default="")
     comment_type: Mapped[str] = mapped_column(String(50), default="")
     language: Mapped[str] = mapped_column(String(50), default="")
-    rendered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # other documented parameters
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)  # never used for training
     decision: Mapped[str] = mapped_column(String(10))  # the automatic Decision
@@ -74,12 +97,21 @@ class CommentRecord(Base):
     model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # the current state: starts as the decision, moderators change it (approve/hold/spam/discard/deleted)
     status: Mapped[str] = mapped_column(String(10), index=True)
-    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # set by `moderation purge`: personal fields were blanked past retention (content and label stay)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     site: Mapped[Site] = relationship()
     labels: Mapped[list[LabelRecord]] = relationship(back_populates="comment", order_by="LabelRecord.id")
 
-    __table_args__ = (Index("ix_comments_site_status_created", "site_id", "status", "created_at"),)
+    # The review queue lists by status; the rules look up recent comments by IP (flood), by normalised
+    # text (duplicates) and by email (trusted commenters), always within one site.
+    __table_args__ = (
+        Index("ix_comments_site_status_created", "site_id", "status", "created_at"),
+        Index("ix_comments_site_ip_created", "site_id", "user_ip", "created_at"),
+        Index("ix_comments_site_hash_created", "site_id", "content_hash", "created_at"),
+        Index("ix_comments_site_email_status", "site_id", "author_email", "status"),
+    )
 
 
 class LabelRecord(Base):
@@ -92,7 +124,7 @@ class LabelRecord(Base):
     label: Mapped[str] = mapped_column(String(4))  # spam | ham
     source: Mapped[str] = mapped_column(String(20))  # moderator | feedback | akismet
     actor: Mapped[str] = mapped_column(String(200), default="")  # user name or "site:<id>"
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
     comment: Mapped[CommentRecord] = relationship(back_populates="labels")
 
@@ -103,7 +135,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(50))
     site_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
@@ -117,11 +149,11 @@ class ModelVersion(Base):
     __tablename__ = "model_versions"
 
     version: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sha256: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(12), default="candidate")  # champion|candidate|retired
-    promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class User(Base):
@@ -133,9 +165,9 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(150), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default="moderator")  # admin | moderator
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class WebhookDelivery(Base):
@@ -150,8 +182,8 @@ class WebhookDelivery(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(12), default="pending", index=True)  # pending|delivered|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
     response_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -60,3 +60,95 @@ def corpora_dir() -> Path:
     if found is None:
         pytest.skip("public corpora not found: set MODERATION_DATA_DIR or provide ../shared/datasets")
     return found
+
+
+# --- Service fixtures: a migrated database (SQLite file or a fresh PostgreSQL database), an app, a client, a key.
+
+
+def _fresh_postgres_database(base_url: str):
+    """Create an empty database next to `base_url`'s (CREATE DATABASE mod_<random>); returns (url, drop)."""
+    import secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"mod_{secrets.token_hex(6)}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards (skips when not configured)."""
+    base = os.environ.get("MODERATION_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("PostgreSQL not configured: set MODERATION_TEST_POSTGRES_URL")
+    url, drop = _fresh_postgres_database(base)
+    yield url
+    drop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """An empty database URL: a SQLite file in tmp_path, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'moderation.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def db_engine(db_url):
+    """An engine on `db_url` with the migrations applied."""
+    from moderation import db
+
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(db_engine):
+    """A session on the migrated test database."""
+    from moderation import db
+
+    with db.make_sessionmaker(db_engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def app(db_url, tmp_path):
+    """The Flask app on the test database, with an empty model folder (hold mode) unless `model_dir` is used."""
+    from moderation.app import create_app
+
+    model_dir = tmp_path / "models"
+    model_dir.mkdir(exist_ok=True)
+    application = create_app(
+        {"TESTING": True, "DATABASE_URL": db_url, "MODEL_DIR": str(model_dir), "INSTANCE_PATH": str(tmp_path)}
+    )
+    yield application
+    application.extensions["moderation"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client for `app`."""
+    return app.test_client()
+
+
+@pytest.fixture
+def site_key(app):
+    """The plaintext API key of a fresh site in `app`'s database."""
+    from moderation.sites import create_site
+
+    with app.extensions["moderation"].sessions() as session:
+        _, key = create_site(session, "Test blog", "https://blog.example")
+    return key

@@ -1,0 +1,177 @@
+"""The store on real SQLite and PostgreSQL: migrations, sites and keys, checked comments, labels, privacy."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+
+from moderation import db
+from moderation.checking import check_comment
+from moderation.comment import Comment, Decision, Label
+from moderation.errors import ConfigError, NotFoundError, StoreError
+from moderation.labels import record_label, set_status
+from moderation.privacy import anonymize_ip, export_site, parse_age, purge
+from moderation.schema import AuditEvent, CommentRecord, LabelRecord
+from moderation.sites import create_site, hash_key, list_sites, revoke_site, site_for_key, update_settings
+
+
+def test_migrations_create_every_table(db_engine):
+    """Upgrading an empty database to head creates every table of the schema and records the revision."""
+    tables = set(inspect(db_engine).get_table_names())
+    assert {"sites", "comments", "labels", "audit_log", "model_versions", "users", "webhook_deliveries"} <= tables
+    assert db.current_revision(db_engine) is not None
+
+
+def test_upgrade_twice_is_harmless(db_engine):
+    """Running the migrations again on a migrated database changes nothing."""
+    before = db.current_revision(db_engine)
+    db.upgrade(db_engine)
+    assert db.current_revision(db_engine) == before
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    """SQLite connections use WAL, a busy timeout and enforce foreign keys."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'x' / 'm.sqlite3'}")
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == db.SQLITE_BUSY_TIMEOUT_MS
+    engine.dispose()
+
+
+def test_bad_database_url_is_a_config_error():
+    """A malformed URL fails with ConfigError naming the setting."""
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        db.make_engine("not a url")
+
+
+def test_unreachable_database_is_reported_not_raised():
+    """`ping` explains an unreachable database instead of raising."""
+    engine = db.make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
+    assert "database unreachable" in (db.ping(engine) or "")
+
+
+def test_site_keys_are_hashed_and_revocable(db_session):
+    """A new site's key is 12 lowercase alphanumerics, only its hash is stored, and revoking disables it."""
+    site, key = create_site(db_session, "Blog", "https://blog.example")
+    assert len(key) == 12 and key.isalnum() and key == key.lower()
+    assert site.key_hash == hash_key(key) and key not in json.dumps(site.settings)
+    assert site_for_key(db_session, key).id == site.id
+    assert site_for_key(db_session, "wrongwrongwr") is None
+    revoke_site(db_session, site.id)
+    assert site_for_key(db_session, key) is None
+    assert [s.name for s in list_sites(db_session)] == ["Blog"]
+    with pytest.raises(NotFoundError):
+        revoke_site(db_session, 999)
+
+
+def test_site_settings_are_validated(db_session):
+    """Settings that policy cannot use are refused before they are stored."""
+    site, _ = create_site(db_session, "Blog")
+    with pytest.raises(ConfigError, match="threshold"):
+        update_settings(db_session, site.id, {"spam": 2})
+    update_settings(db_session, site.id, {"blocklist": ["casino"]})
+    assert site.settings == {"blocklist": ["casino"]}
+
+
+def test_checked_comment_is_stored_with_verdict_and_audit(db_session):
+    """Without a model a comment is held, stored with its metadata and reasons, and audited."""
+    site, _ = create_site(db_session, "Blog")
+    comment = Comment(
+        content="Nice post",
+        author_name="Ann",
+        author_email="Ann@Example.org ",
+        user_ip="203.0.113.9",
+        user_agent="Firefox",
+    )
+    record, verdict = check_comment(db_session, site, comment, model=None)
+    assert verdict.decision is Decision.HOLD and "no model loaded" in verdict.reasons[0]
+    stored = db_session.get(CommentRecord, record.id)
+    assert (stored.status, stored.score, stored.model_version) == ("hold", None, None)
+    assert stored.author_email == "ann@example.org" and stored.user_ip == "203.0.113.9"
+    assert (
+        db_session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.comment_id == record.id)) == 1
+    )
+
+
+def test_ip_anonymisation_stores_no_host_part(db_session):
+    """With anonymisation on, only the network part of the IP address is stored."""
+    site, _ = create_site(db_session, "Blog")
+    record, _ = check_comment(
+        db_session, site, Comment(content="hi", user_ip="203.0.113.9"), model=None, anonymize_ip=True
+    )
+    assert record.user_ip == "203.0.113.0"
+    assert anonymize_ip("2001:db8:1:2:3:4:5:6") == "2001:db8:1::"
+    assert anonymize_ip("not an ip") == ""
+
+
+def test_labels_keep_history_and_move_status(db_session):
+    """Each label is kept with who and where; the latest one sets the status; every change is audited."""
+    site, _ = create_site(db_session, "Blog")
+    record, _ = check_comment(db_session, site, Comment(content="Buy pills"), model=None)
+    record_label(db_session, record, Label.SPAM, source="feedback", actor=f"site:{site.id}")
+    assert record.status == "spam"
+    record_label(db_session, record, Label.HAM, source="moderator", actor="alice")
+    assert record.status == "approve"
+    set_status(db_session, record, "deleted", actor="alice")
+    history = db_session.scalars(
+        select(LabelRecord).where(LabelRecord.comment_id == record.id).order_by(LabelRecord.id)
+    )
+    assert [(lab.label, lab.actor) for lab in history] == [("spam", f"site:{site.id}"), ("ham", "alice")]
+    actions = db_session.scalars(
+        select(AuditEvent.action).where(AuditEvent.comment_id == record.id).order_by(AuditEvent.id)
+    )
+    assert list(actions) == ["comment.check", "comment.label", "comment.label", "comment.status"]
+    with pytest.raises(ValueError, match="status"):
+        set_status(db_session, record, "published", actor="alice")
+
+
+def test_purge_blanks_personal_data_past_retention(db_session):
+    """Purging blanks author, email, URL, IP and user agent of old comments and leaves recent ones alone."""
+    site, _ = create_site(db_session, "Blog")
+    old, _ = check_comment(
+        db_session,
+        site,
+        Comment(content="old", author_email="a@b.c", user_ip="198.51.100.1", user_agent="UA"),
+        model=None,
+    )
+    new, _ = check_comment(db_session, site, Comment(content="new", author_email="d@e.f"), model=None)
+    old.created_at = datetime.now(UTC) - timedelta(days=100)
+    db_session.commit()
+    assert purge(db_session, parse_age("90d")) == 1
+    db_session.expire_all()
+    assert (old.author_email, old.user_ip, old.user_agent, old.content) == ("", "", None, "old")
+    assert old.purged_at is not None and new.author_email == "d@e.f"
+    assert purge(db_session, parse_age("90d"), delete_rows=True) == 1
+    assert db_session.get(CommentRecord, old.id) is None
+    with pytest.raises(ConfigError, match="90d"):
+        parse_age("three months")
+
+
+def test_export_writes_one_json_line_per_comment_with_labels(db_session):
+    """A site's export holds its comments only, each with its label history."""
+    site, _ = create_site(db_session, "Blog")
+    other, _ = create_site(db_session, "Other")
+    record, _ = check_comment(db_session, site, Comment(content="first"), model=None)
+    check_comment(db_session, other, Comment(content="not mine"), model=None)
+    record_label(db_session, record, Label.HAM, source="moderator", actor="alice")
+    lines = [json.loads(line) for line in export_site(db_session, site.id)]
+    assert [row["content"] for row in lines] == ["first"]
+    assert lines[0]["labels"][0]["label"] == "ham"
+
+
+def test_database_failure_raises_store_error(tmp_path):
+    """When the tables are missing the check raises StoreError instead of answering."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    db.upgrade(engine)
+    session = db.make_sessionmaker(engine)()
+    site, _ = create_site(session, "Blog")
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE audit_log"))
+    with pytest.raises(StoreError):
+        check_comment(session, site, Comment(content="hello"), model=None)
+    session.close()
+    engine.dispose()
