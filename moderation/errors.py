@@ -8,6 +8,8 @@
     │   ├── ModelNotFoundError      no trained model where one was expected
     │   └── ModelIntegrityError     hash or library versions do not match the manifest
     ├── StoreError                  the database cannot be reached or refused a write
+    ├── LoginError                  a review-UI login was refused (wrong name or password)
+    │   └── AccountLockedError      too many failed logins: the account is locked for a while
     └── NotFoundError               a site, comment, user or model version does not exist
 
 Messages say what was expected and what was found; CLI commands print them as one line.
@@ -44,6 +46,14 @@ class ModelIntegrityError(ModelError):
 
 class StoreError(ModerationError):
     """The database cannot be reached or refused a write."""
+
+
+class LoginError(ModerationError):
+    """A review-UI login was refused: unknown user or wrong password (deliberately not saying which)."""
+
+
+class AccountLockedError(LoginError):
+    """Too many failed logins in a row: the account is locked until a moment in the future."""
 
 
 class NotFoundError(ModerationError):

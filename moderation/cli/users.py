@@ -1,0 +1,85 @@
+"""`moderation users`: add review-UI users, reset passwords, list them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from sqlalchemy.orm import Session
+
+from ..errors import ModerationError
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A session on the configured database, migrated to the newest schema."""
+    from .. import db, settings
+
+    values = settings.load()
+    engine = db.make_engine(settings.database_url(values))
+    try:
+        db.upgrade(engine)
+        with db.make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@click.group("users")
+def users() -> None:
+    """Manage the people who log into the review UI."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "moderator"]), default="moderator", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def add(name: str, role: str, password_stdin: bool) -> None:
+    """Add a user called NAME, prompting for a password."""
+    from ..users import create_user
+
+    password = _read_password(password_stdin)
+    try:
+        with _session() as session:
+            user = create_user(session, name, password, role=role)
+    except ModerationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"added {user.role} {user.username}")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def passwd(name: str, password_stdin: bool) -> None:
+    """Set a new password for NAME and unlock the account."""
+    from ..users import set_password
+
+    password = _read_password(password_stdin)
+    try:
+        with _session() as session:
+            set_password(session, name, password)
+    except ModerationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"password changed for {name}")
+
+
+@users.command("list")
+def list_() -> None:
+    """List users with their role and whether they are locked out."""
+    from ..users import list_users
+
+    try:
+        with _session() as session:
+            for user in list_users(session):
+                locked = " (locked)" if user.locked_until is not None else ""
+                click.echo(f"{user.username}\t{user.role}{locked}")
+    except ModerationError as exc:
+        raise click.ClickException(str(exc)) from exc

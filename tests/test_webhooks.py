@@ -1,0 +1,156 @@
+"""Site callbacks: HMAC signatures with timestamps, delivery to a real HTTP receiver, retries with backoff."""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from webhook_receiver import Receiver
+
+from moderation import webhooks
+from moderation.cli import main
+from moderation.db import make_sessionmaker
+from moderation.schema import CommentRecord, WebhookDelivery
+from moderation.sites import create_site
+
+SECRET = "s3cret-for-tests"
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP server on loopback recording what it receives."""
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sessions(db_engine):
+    """A sessionmaker on the migrated test database."""
+    return make_sessionmaker(db_engine)
+
+
+def _comment(session, callback_url: str) -> CommentRecord:
+    site, _ = create_site(session, "Blog", "https://blog.example")
+    site.callback_url = callback_url
+    site.callback_secret = SECRET
+    comment = CommentRecord(
+        site_id=site.id, content="hello", content_hash="h", decision="hold", status="approve", score=0.5
+    )
+    session.add(comment)
+    session.commit()
+    return comment
+
+
+def test_signature_round_trip():
+    """A signature verifies for the same body and time, and not for a changed body, secret or old time."""
+    body = webhooks.encode_body({"b": 1, "a": "é"})
+    now = 1_800_000_000
+    headers = webhooks.signed_headers(SECRET, body, delivery_id=7, event="comment.status", now=now)
+    ts, sig = headers[webhooks.TIMESTAMP_HEADER], headers[webhooks.SIGNATURE_HEADER]
+    assert sig.startswith("sha256=") and len(sig) == 7 + 64
+    assert webhooks.verify_signature(SECRET, ts, sig, body, now=now + 10)
+    assert not webhooks.verify_signature(SECRET, ts, sig, body + b" ", now=now)
+    assert not webhooks.verify_signature("other", ts, sig, body, now=now)
+    assert not webhooks.verify_signature(SECRET, ts, sig, body, now=now + webhooks.TOLERANCE_SECONDS + 1)
+    assert not webhooks.verify_signature(SECRET, "yesterday", sig, body, now=now)
+
+
+def test_no_callback_url_queues_nothing(db_session):
+    """A site without a callback URL gets no deliveries."""
+    comment = _comment(db_session, "")
+    assert webhooks.enqueue(db_session, comment, actor="alice") is None
+
+
+def test_delivery_reaches_receiver_signed(db_session, sessions, receiver):
+    """A queued callback arrives at a real HTTP endpoint with a valid signature and is logged as delivered."""
+    comment = _comment(db_session, receiver.url)
+    delivery = webhooks.enqueue(db_session, comment, actor="alice")
+    db_session.commit()
+    report = webhooks.deliver_due(sessions)
+    assert (report.delivered, report.retrying, report.failed) == (1, 0, 0)
+    [got] = receiver.requests
+    assert webhooks.verify_signature(
+        SECRET, got.headers["x-moderation-timestamp"], got.headers["x-moderation-signature"], got.body
+    )
+    payload = json.loads(got.body)
+    assert payload["comment_id"] == comment.id and payload["status"] == "approve" and payload["decided_by"] == "alice"
+    assert got.headers["x-moderation-delivery"] == str(delivery.id)
+    db_session.expire_all()
+    stored = db_session.get(WebhookDelivery, delivery.id)
+    assert stored.status == "delivered" and stored.attempts == 1 and stored.response_code == 200
+
+
+def test_failure_retries_with_backoff_then_gives_up(db_session, sessions, receiver):
+    """A 500 schedules a retry after the first backoff step; after MAX_ATTEMPTS the delivery is failed."""
+    receiver.statuses = [500] * webhooks.MAX_ATTEMPTS
+    comment = _comment(db_session, receiver.url)
+    delivery = webhooks.enqueue(db_session, comment, actor="alice")
+    db_session.commit()
+    start = datetime.now(UTC)
+    assert webhooks.deliver_due(sessions).retrying == 1
+    db_session.expire_all()
+    stored = db_session.get(WebhookDelivery, delivery.id)
+    wait = stored.next_attempt_at.replace(tzinfo=UTC) - start
+    first_step = webhooks.BACKOFF_SECONDS[0]
+    assert timedelta(seconds=first_step - 1) < wait < timedelta(seconds=first_step + 5)
+    assert "HTTP 500" in stored.last_error
+    assert webhooks.deliver_due(sessions).attempted == 0  # not due yet
+    moment = start
+    for _ in range(webhooks.MAX_ATTEMPTS - 1):
+        moment += timedelta(days=1)
+        webhooks.deliver_due(sessions, now=moment)
+    db_session.expire_all()
+    stored = db_session.get(WebhookDelivery, delivery.id)
+    assert stored.status == "failed" and stored.attempts == webhooks.MAX_ATTEMPTS
+    assert len(receiver.requests) == webhooks.MAX_ATTEMPTS
+
+
+def test_unreachable_site_is_an_error_not_a_crash(db_session, sessions):
+    """A refused connection is logged on the delivery and retried later."""
+    comment = _comment(db_session, "http://127.0.0.1:9/nothing-listens-here")
+    webhooks.enqueue(db_session, comment, actor="alice")
+    db_session.commit()
+    assert webhooks.deliver_due(sessions).retrying == 1
+    stored = db_session.query(WebhookDelivery).one()
+    db_session.refresh(stored)
+    assert "ConnectError" in stored.last_error
+
+
+def test_a_claimed_delivery_is_sent_once(db_session, sessions, receiver):
+    """Two delivery passes at once send each delivery exactly once (the claim is a conditional update)."""
+    comment = _comment(db_session, receiver.url)
+    webhooks.enqueue(db_session, comment, actor="alice")
+    db_session.commit()
+    first = webhooks.deliver_due(sessions)
+    second = webhooks.deliver_due(sessions)
+    assert first.delivered + second.delivered == 1
+    assert len(receiver.requests) == 1
+
+
+def test_worker_thread_delivers_when_woken(db_session, sessions, receiver):
+    """The background worker sends a delivery soon after being woken, without blocking the caller."""
+    comment = _comment(db_session, receiver.url)
+    webhooks.enqueue(db_session, comment, actor="alice")
+    db_session.commit()
+    worker = webhooks.DeliveryWorker(sessions, poll_seconds=30)
+    started = time.monotonic()
+    worker.wake()
+    assert time.monotonic() - started < 0.5
+    try:
+        assert receiver.arrived.wait(10)
+    finally:
+        worker.stop()
+
+
+def test_cli_deliver(db_url, db_session, receiver, monkeypatch):
+    """`moderation webhooks deliver` sends what is due and says how it went."""
+    comment = _comment(db_session, receiver.url)
+    webhooks.enqueue(db_session, comment, actor="alice")
+    db_session.commit()
+    monkeypatch.setenv("MODERATION_DATABASE_URL", db_url)
+    result = CliRunner().invoke(main, ["webhooks", "deliver"])
+    assert result.exit_code == 0, result.output
+    assert "delivered 1, retrying 0, failed 0" in result.output
+    assert len(receiver.requests) == 1
