@@ -8,6 +8,8 @@ installed `moderation` needs no alembic.ini on disk.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 # Workers wait this long for SQLite's write lock before failing; a check holds it for about a millisecond.
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# pg_advisory_xact_lock key serialising migrations (any constant unique to this application).
+MIGRATION_LOCK_KEY = 0x6D6F6465
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -74,11 +78,27 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     config = alembic_config(engine)
     try:
-        with engine.begin() as connection:
+        with _migration_lock(engine), engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # Workers and hosts starting together: one migrates, the others wait and then find it done.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate the database at {engine.url!r}: {exc}") from exc
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """For a SQLite file, a lock file beside it so concurrent workers migrate one after another."""
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(f"{database}.migrate.lock", timeout=60):
+        yield
 
 
 def current_revision(engine: Engine) -> str | None:

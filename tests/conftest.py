@@ -124,13 +124,34 @@ def db_session(db_engine):
         yield session
 
 
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A SpamModel trained on TINY_CORPUS (once per session)."""
+    from moderation.classifier import train_model
+
+    return train_model(list(TINY_CORPUS), version="tiny-1")
+
+
 @pytest.fixture
-def app(db_url, tmp_path):
-    """The Flask app on the test database, with an empty model folder (hold mode) unless `model_dir` is used."""
+def model_dir(tmp_path, tiny_model):
+    """A model folder in tmp_path holding `tiny_model`, marked current."""
+    from moderation.model_store import save_model
+
+    folder = tmp_path / "models"
+    save_model(folder, tiny_model, data={"corpus": "tiny"}, metrics={})
+    return folder
+
+
+@pytest.fixture
+def app(request, db_url, tmp_path):
+    """The Flask app on the test database; its model folder is `model_dir` when the test uses that, else empty."""
     from moderation.app import create_app
 
-    model_dir = tmp_path / "models"
-    model_dir.mkdir(exist_ok=True)
+    if "model_dir" in request.fixturenames:
+        model_dir = request.getfixturevalue("model_dir")
+    else:
+        model_dir = tmp_path / "models"
+        model_dir.mkdir(exist_ok=True)
     application = create_app(
         {"TESTING": True, "DATABASE_URL": db_url, "MODEL_DIR": str(model_dir), "INSTANCE_PATH": str(tmp_path)}
     )

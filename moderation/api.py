@@ -1,0 +1,428 @@
+"""The JSON API (/api/v1) and the operations endpoints (/healthz, /readyz, /metrics).
+
+Every error, whatever raised it, has one shape: `{"ok": false, "error": {"code": ..., "message": ...}}`.
+Requests authenticate with `Authorization: Bearer <key>`, or with an HMAC-SHA256 signature over
+`"<timestamp>.<body>"` using the site's signing secret (headers X-Moderation-Site,
+X-Moderation-Timestamp, X-Moderation-Signature: sha256=<hex>) within a replay window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from . import metrics
+from .checking import check_comment
+from .comment import Comment, Label
+from .errors import StoreError
+from .labels import record_label
+from .schema import CommentRecord, Site
+from .sites import site_for_key
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+ops = Blueprint("ops", __name__)
+
+# Signed requests older or newer than this are refused: long enough for clock drift, short for replays.
+REPLAY_WINDOW_SECONDS = 300
+# Seconds a client should wait before retrying after a 503 (database down, nothing stored).
+RETRY_AFTER_SECONDS = 5
+# Largest id a comment can have (PostgreSQL BIGINT); larger ids in a URL are simply not found.
+MAX_ID = 2**63 - 1
+
+# Comment fields the API accepts: name → longest value in characters.
+FIELD_LIMITS: dict[str, int] = {
+    "content": 65536,
+    "author_name": 500,
+    "author_email": 500,
+    "author_url": 2000,
+    "user_ip": 64,
+    "user_agent": 1000,
+    "referrer": 2000,
+    "permalink": 2000,
+    "comment_type": 50,
+    "language": 50,
+    "honeypot": 1000,
+}
+TIMESTAMP_FIELDS = ("rendered_at", "submitted_at")
+# Epoch timestamps must fall in this range (2000-01-01 .. 2100-01-01): anything else is a unit mistake.
+EPOCH_RANGE = (946684800, 4102444800)
+
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answered in the API's JSON shape."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code or STATUS_CODES.get(status, "error")
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The one JSON error shape."""
+    response = jsonify({"ok": False, "error": {"code": code, "message": message}})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _wants_json() -> bool:
+    path = request.path
+    return path.startswith("/api/") or path in ("/healthz", "/readyz", "/metrics")
+
+
+# --- request parsing -------------------------------------------------------------------------------
+
+
+def parse_timestamp(name: str, value: Any) -> datetime | None:
+    """An ISO-8601 string or epoch seconds → aware UTC datetime; None/"" → None; else ApiError 400."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ApiError(400, f"{name}: expected an ISO-8601 string or epoch seconds, found {type(value).__name__}")
+    if isinstance(value, str) and len(value) > 40:
+        raise ApiError(400, f"{name}: expected an ISO-8601 string or epoch seconds, found {len(value)} characters")
+    try:
+        if isinstance(value, str) and not _looks_numeric(value):
+            parsed = datetime.fromisoformat(value)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        seconds = float(value)
+    except (ValueError, OverflowError) as exc:
+        raise ApiError(400, f"{name}: expected an ISO-8601 string or epoch seconds, found {value!r}") from exc
+    if not math.isfinite(seconds) or not EPOCH_RANGE[0] <= seconds <= EPOCH_RANGE[1]:
+        raise ApiError(400, f"{name}: expected epoch seconds between 2000 and 2100, found {value!r}")
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _looks_numeric(text: str) -> bool:
+    return text.strip().replace(".", "", 1).isdigit()
+
+
+def parse_comment(data: Any) -> tuple[Comment, dict[str, Any], bool]:
+    """Validate a check request body into (Comment, extra fields, is_test); ApiError 400 names the bad field."""
+    if not isinstance(data, dict):
+        raise ApiError(400, f"expected a JSON object, found {type(data).__name__}")
+    values: dict[str, str] = {}
+    for name, limit in FIELD_LIMITS.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ApiError(400, f"{name}: expected a string, found {type(value).__name__}")
+        if len(value) > limit:
+            raise ApiError(400, f"{name}: expected at most {limit} characters, found {len(value)}")
+        if "\x00" in value:
+            raise ApiError(400, f"{name}: NUL characters are not allowed")
+        values[name] = value
+    if not values.get("content", "").strip():
+        raise ApiError(400, "content: required, a non-empty string")
+    ip = values.get("user_ip", "").strip()
+    if ip:
+        try:
+            values["user_ip"] = str(ipaddress.ip_address(ip))
+        except ValueError as exc:
+            raise ApiError(400, f"user_ip: expected an IPv4 or IPv6 address, found {ip!r}") from exc
+    is_test = data.get("is_test", False)
+    if not isinstance(is_test, bool):
+        raise ApiError(400, f"is_test: expected true or false, found {type(is_test).__name__}")
+    extra = {"honeypot": values.pop("honeypot")} if "honeypot" in values else {}
+    comment = Comment(
+        user_agent=values.pop("user_agent", None),
+        rendered_at=parse_timestamp("rendered_at", data.get("rendered_at")),
+        submitted_at=parse_timestamp("submitted_at", data.get("submitted_at")),
+        **values,
+    )
+    return comment, extra, is_test
+
+
+def json_body() -> Any:
+    """The request's JSON body, or ApiError 415 (not JSON) / 400 (malformed)."""
+    if not request.is_json:
+        raise ApiError(415, f"expected Content-Type application/json, found {request.mimetype or 'none'!r}")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "malformed JSON body")
+    return data
+
+
+# --- authentication --------------------------------------------------------------------------------
+
+
+def authenticate(session: Session) -> Site:
+    """The site calling: by Bearer key, or by a signed body. ApiError 401 (no credentials) or 403 (bad)."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise ApiError(401, "expected 'Authorization: Bearer <api key>'", headers={"WWW-Authenticate": "Bearer"})
+        site = site_for_key(session, key.strip())
+        if site is None:
+            raise ApiError(403, "this API key is unknown or was revoked", code="invalid_key")
+        return site
+    if "X-Moderation-Signature" in request.headers:
+        return _signed_site(session)
+    raise ApiError(
+        401,
+        "missing credentials: send 'Authorization: Bearer <api key>' or a signed body",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The X-Moderation-Signature value for `body` sent at `timestamp` (epoch seconds as text)."""
+    digest = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def _signed_site(session: Session) -> Site:
+    site_id = request.headers.get("X-Moderation-Site", "")
+    timestamp = request.headers.get("X-Moderation-Timestamp", "")
+    given = request.headers.get("X-Moderation-Signature", "")
+    if not site_id.isdigit() or not timestamp.isdigit() or len(site_id) > 18 or len(timestamp) > 12:
+        raise ApiError(401, "signed requests need X-Moderation-Site and X-Moderation-Timestamp (integers)")
+    if abs(time.time() - int(timestamp)) > REPLAY_WINDOW_SECONDS:
+        raise ApiError(401, f"signature timestamp outside the {REPLAY_WINDOW_SECONDS} s window", code="stale_signature")
+    site = session.get(Site, int(site_id))
+    if site is None or site.revoked_at is not None or not site.signing_secret:
+        raise ApiError(403, "signature does not match", code="invalid_signature")
+    expected = signature(site.signing_secret, timestamp, request.get_data(cache=True))
+    if not hmac.compare_digest(expected.encode("ascii"), given.encode("utf-8", "replace")):
+        raise ApiError(403, "signature does not match", code="invalid_signature")
+    return site
+
+
+def _owned_comment(session: Session, site: Site, comment_id: int) -> CommentRecord:
+    record = session.get(CommentRecord, comment_id) if comment_id <= MAX_ID else None
+    if record is None or record.site_id != site.id:  # another site's comment is "not found", not "forbidden"
+        raise ApiError(404, f"no comment {comment_id} for this site")
+    return record
+
+
+def _comment_json(record: CommentRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "decision": record.decision,
+        "status": record.status,
+        "score": record.score,
+        "reasons": record.reasons,
+        "model_version": record.model_version,
+        "created_at": record.created_at.isoformat(),
+        "labels": [
+            {"label": lab.label, "source": lab.source, "created_at": lab.created_at.isoformat()}
+            for lab in record.labels
+        ],
+    }
+
+
+def _state() -> Any:
+    return current_app.extensions["moderation"]
+
+
+# --- views -------------------------------------------------------------------------------------------
+
+
+@bp.post("/comments/check")
+def check() -> Response:
+    """Check one comment: store it with its verdict, then answer the decision."""
+    state = _state()
+    with state.sessions() as session:
+        site = authenticate(session)
+        comment, extra, is_test = parse_comment(json_body())
+        record, verdict = check_comment(
+            session,
+            site,
+            comment,
+            model=state.models.get(),
+            source="api",
+            extra=extra,
+            is_test=is_test,
+            anonymize_ip=state.settings["ANONYMIZE_IP"],
+        )
+    metrics.count_decision(verdict.decision.value, "api")
+    return jsonify(
+        ok=True,
+        id=record.id,
+        decision=verdict.decision.value,
+        score=record.score,
+        reasons=list(verdict.reasons),
+        model_version=verdict.model_version,
+    )
+
+
+@bp.get("/comments/<int:comment_id>")
+def show(comment_id: int) -> Response:
+    """A comment's current status and label history, for the site that sent it."""
+    with _state().sessions() as session:
+        record = _owned_comment(session, authenticate(session), comment_id)
+        return jsonify(ok=True, **_comment_json(record))
+
+
+@bp.post("/comments/<int:comment_id>/feedback")
+def feedback(comment_id: int) -> Response:
+    """A site's or reader's report that a comment is spam or ham."""
+    with _state().sessions() as session:
+        site = authenticate(session)
+        data = json_body()
+        label = data.get("label") if isinstance(data, dict) else None
+        if label not in ("spam", "ham"):
+            raise ApiError(400, f"label: expected 'spam' or 'ham', found {label!r}")
+        reporter = data.get("reporter", "")
+        if not isinstance(reporter, str) or len(reporter) > 150:
+            raise ApiError(400, "reporter: expected a string of at most 150 characters")
+        record = _owned_comment(session, site, comment_id)
+        actor = f"site:{site.id}" + (f"/{reporter}" if reporter else "")
+        record_label(session, record, Label(label), source="feedback", actor=actor)
+        return jsonify(ok=True, id=record.id, status=record.status)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 document of this API."""
+    from .openapi import document
+
+    return jsonify(document())
+
+
+@ops.get("/healthz")
+def healthz() -> Response:
+    """The process answers (liveness)."""
+    return jsonify(ok=True)
+
+
+@ops.get("/readyz")
+def readyz() -> Response:
+    """Ready when a model is loaded and the database answers; otherwise 503 saying why."""
+    from .db import ping
+
+    state = _state()
+    model_problem, db_problem = state.models.problem(), ping(state.engine)
+    checks = {"model": getattr(state.models.get(), "version", None), "database": "ok" if db_problem is None else "down"}
+    problems = [p for p in (model_problem, db_problem) if p]
+    if problems:
+        response = jsonify(ok=False, error={"code": "not_ready", "message": "; ".join(problems)}, checks=checks)
+        response.status_code = 503
+        return response
+    return jsonify(ok=True, checks=checks)
+
+
+@ops.get("/metrics")
+def prometheus() -> Response:
+    """Prometheus metrics."""
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
+
+
+# --- wiring --------------------------------------------------------------------------------------------
+
+
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+def _record_metrics(response: Response) -> Response:
+    started = g.get("started")
+    if started is not None:
+        metrics.observe(
+            request.endpoint or "unmatched", request.method, response.status_code, time.perf_counter() - started
+        )
+    return response
+
+
+def _handle_api_error(exc: ApiError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+def _handle_http(exc: HTTPException) -> Response | HTTPException:
+    if not _wants_json():
+        return exc
+    status = exc.code or 500
+    headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after", "www-authenticate")}
+    message = {
+        404: "no such endpoint",
+        405: f"method {request.method} not allowed here",
+        413: f"request body larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes",
+        429: f"rate limit exceeded ({exc.description})",
+    }.get(status, exc.description or exc.name)
+    return error_response(status, STATUS_CODES.get(status, exc.name.lower().replace(" ", "_")), message, headers)
+
+
+def _handle_store(exc: Exception) -> Response:
+    log.error("database failure: %s", exc)
+    return error_response(
+        503,
+        "unavailable",
+        "the database is unavailable; nothing was stored, retry later",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _handle_unexpected(exc: Exception) -> Any:
+    if isinstance(exc, HTTPException):
+        return _handle_http(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    if not _wants_json():
+        raise exc
+    return error_response(500, "internal_error", "internal error; it was logged")
+
+
+def _key_of_caller() -> str:
+    header = request.headers.get("Authorization", "") or request.headers.get("X-Moderation-Site", "")
+    return "key:" + hashlib.sha256(header.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _ip_of_caller() -> str:
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+def init_app(app: Flask) -> None:
+    """Register the API and ops blueprints, JSON error handlers, metrics timing and rate limits."""
+    app.register_blueprint(bp)
+    app.register_blueprint(ops)
+    app.before_request(_start_timer)
+    app.after_request(_record_metrics)
+    app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(StoreError, _handle_store)
+    app.register_error_handler(SQLAlchemyError, _handle_store)
+    app.register_error_handler(Exception, _handle_unexpected)
+    limit = app.extensions["moderation"].settings["RATELIMIT_CHECK"]
+    if limit:
+        from flask_limiter import Limiter
+
+        limiter = Limiter(
+            _ip_of_caller,
+            app=app,
+            storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+            swallow_errors=True,
+            headers_enabled=True,
+        )
+        # Both limits register under the view's name; the one wrapper installed checks them all.
+        limiter.limit(limit, key_func=_ip_of_caller)(check)
+        app.view_functions["api.check"] = limiter.limit(limit, key_func=_key_of_caller)(check)

@@ -1,0 +1,78 @@
+"""The Flask application factory.
+
+`create_app(test_config)` reads the settings (MODERATION_* variables, then `test_config` on top),
+refuses a production start with the default secret key, opens the database and brings it to the
+newest migration, and registers the blueprints. Everything a view needs hangs off
+`app.extensions["moderation"]`, an AppState.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import settings as settings_module
+from .errors import ConfigError
+from .serving import ModelHolder
+
+
+@dataclass
+class AppState:
+    """What the views share: settings, the database, and the model holder."""
+
+    settings: dict[str, Any]
+    engine: Engine
+    sessions: sessionmaker[Session]
+    models: ModelHolder
+
+
+def load_settings(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings from the environment with `test_config`'s known names laid on top."""
+    values = settings_module.load()
+    known = {s.name for s in settings_module.SETTINGS}
+    values.update({k: v for k, v in (test_config or {}).items() if k in known})
+    if values["ENV"] == "production" and values["SECRET_KEY"] == settings_module.DEFAULT_SECRET_KEY:
+        raise ConfigError(
+            "MODERATION_SECRET_KEY: production (MODERATION_ENV=production) needs a secret key of its own, "
+            "found the built-in development value; set a long random one"
+        )
+    return values
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app. Bad settings → ConfigError; unreachable database → StoreError (both before serving)."""
+    from . import api, db
+
+    values = load_settings(test_config)
+    instance = Path(values["INSTANCE_PATH"]).resolve()
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=values["SECRET_KEY"],
+        MAX_CONTENT_LENGTH=values["MAX_CONTENT_LENGTH"],
+        RATELIMIT_STORAGE_URI=values["RATELIMIT_STORAGE_URL"],
+    )
+    app.config.update({k: v for k, v in (test_config or {}).items() if k.isupper()})
+
+    engine = db.make_engine(settings_module.database_url(values))
+    db.upgrade(engine)
+    app.extensions["moderation"] = AppState(
+        settings=values,
+        engine=engine,
+        sessions=db.make_sessionmaker(engine),
+        models=ModelHolder(values["MODEL_DIR"], values["MODEL_RELOAD_SECONDS"]),
+    )
+
+    api.init_app(app)
+    # Other concerns register their blueprints below, one line each.
+    return app
+
+
+def state(app: Flask) -> AppState:
+    """The AppState of `app`."""
+    found: AppState = app.extensions["moderation"]
+    return found

@@ -1,0 +1,133 @@
+"""Serving: the model a worker uses (loaded lazily, reloaded when promoted) and the gunicorn server.
+
+Each gunicorn worker has its own ModelHolder. It loads the current model from MODEL_DIR on first use
+and looks for a newly promoted one every MODEL_RELOAD_SECONDS; a model that fails to load (tampered,
+incompatible) is refused and the previous one, if any, keeps serving, so a bad promotion cannot take a
+worker down. While no model is loaded the service holds every comment for review.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ModerationError
+
+log = logging.getLogger(__name__)
+
+
+class ModelHolder:
+    """The current SpamModel of one process, or None with the reason why not."""
+
+    def __init__(self, model_dir: Path | str, reload_seconds: float = 10.0) -> None:
+        self.model_dir = Path(model_dir)
+        self.reload_seconds = reload_seconds
+        self._model: Any | None = None
+        self._checked_at = float("-inf")
+        self._problem = "no model loaded yet"
+        self._lock = threading.Lock()
+
+    def get(self) -> Any | None:
+        """The current model (loading or reloading it when due), or None when there is none."""
+        if time.monotonic() - self._checked_at >= self.reload_seconds:
+            self._refresh()
+        return self._model
+
+    def problem(self) -> str | None:
+        """Why no model is loaded (after trying), or None when one is."""
+        self.get()
+        return None if self._model is not None else self._problem
+
+    def set(self, model: Any | None) -> None:
+        """Use `model` (tests and benchmarks); it stays until a different version becomes current."""
+        with self._lock:
+            self._model = model
+            self._checked_at = time.monotonic()
+
+    def _refresh(self) -> None:
+        from .model_store import current_version, load_model
+
+        with self._lock:
+            if time.monotonic() - self._checked_at < self.reload_seconds:
+                return  # another thread refreshed while we waited
+            self._checked_at = time.monotonic()
+            try:
+                version = current_version(self.model_dir)
+            except (OSError, ModerationError) as exc:
+                self._problem = f"model folder {self.model_dir} unreadable: {exc}"
+                return
+            if version is None:
+                if self._model is None:
+                    self._problem = f"no model loaded: {self.model_dir} has no trained model (run `moderation train`)"
+                return
+            if self._model is not None and getattr(self._model, "version", None) == version:
+                return
+            try:
+                model = load_model(self.model_dir, version)
+            except (OSError, ModerationError) as exc:
+                self._problem = f"no model loaded: {exc}"
+                log.error("refusing model %s: %s", version, exc)
+                return
+            log.info("loaded model %s from %s", version, self.model_dir)
+            self._model = model
+
+
+def ensure_model(model_dir: Path, data_dir: Path | None, *, progress: Any = print) -> str | None:
+    """Train and save a model when `model_dir` has none; returns the new version, or None if one existed."""
+    from .model_store import current_version
+    from .training import train_and_save
+
+    if current_version(model_dir) is not None:
+        return None
+    progress(f"no model in {model_dir}: training one on the starter corpus{f' + {data_dir}' if data_dir else ''}")
+    manifest = train_and_save(model_dir, data_dir, progress=progress)
+    return str(manifest.version)
+
+
+def prometheus_dir(instance_path: Path) -> Path:
+    """A fresh folder for prometheus_client's multiprocess files (emptied: old workers' values are stale)."""
+    folder = Path(instance_path).resolve() / "prometheus"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def run_gunicorn(host: str, port: int, workers: int, *, extra: dict[str, Any] | None = None) -> None:
+    """Serve `create_app()` with gunicorn (sync workers) until stopped. Blocks."""
+    from gunicorn.app.base import BaseApplication
+
+    options: dict[str, Any] = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "sync",
+        "accesslog": "-",
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "child_exit": _child_exit,
+        **(extra or {}),
+    }
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from .app import create_app
+
+            return create_app()
+
+    Server().run()
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    """Tell prometheus_client a worker is gone so its live gauges stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,228 @@
+"""The JSON API contract on both databases: verdicts, authentication, one error shape, health endpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from sqlalchemy import text
+
+from moderation.api import signature
+from moderation.app import create_app
+from moderation.errors import ConfigError
+from moderation.sites import create_site, revoke_site, site_for_key
+
+SPAM = {"content": "Cheap viagra cialis online, no prescription http://pills-shop.xyz", "author_name": "cheap pills"}
+HAM = {
+    "content": "Thanks, this fixed my build. The PATH variable was what I missed.",
+    "author_name": "Dana",
+    "author_email": "dana@example.org",
+    "user_ip": "198.51.100.7",
+    "user_agent": "Mozilla/5.0",
+}
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The response has `status` and the one JSON error shape (and `code`, when given)."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["ok"] is False and set(body["error"]) == {"code", "message"}
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    return body
+
+
+def test_without_model_everything_is_held_and_readyz_says_why(client, site_key):
+    """With no model loaded a check still answers: held, score null, and /readyz explains it is not ready."""
+    response = client.post("/api/v1/comments/check", json=HAM, headers=auth(site_key))
+    body = response.get_json()
+    assert response.status_code == 200 and body["ok"] is True
+    assert (body["decision"], body["score"], body["model_version"]) == ("hold", None, None)
+    assert "no model loaded" in body["reasons"][0]
+    ready = client.get("/readyz")
+    assert_error(ready, 503, "not_ready")
+    assert "no model loaded" in ready.get_json()["error"]["message"]
+    assert ready.get_json()["checks"]["database"] == "ok"
+
+
+def test_model_verdicts_carry_score_reasons_and_version(client, site_key, model_dir):
+    """With a model, obvious spam is not approved, ham is approved, each with score, reasons and version."""
+    spam = client.post("/api/v1/comments/check", json=SPAM, headers=auth(site_key)).get_json()
+    ham = client.post("/api/v1/comments/check", json=HAM, headers=auth(site_key)).get_json()
+    assert spam["decision"] in ("spam", "discard") and spam["score"] > ham["score"]
+    assert ham["decision"] == "approve"
+    assert spam["model_version"] == ham["model_version"] == "tiny-1"
+    assert any("spam probability" in reason for reason in spam["reasons"])
+    assert client.get("/readyz").get_json() == {"ok": True, "checks": {"model": "tiny-1", "database": "ok"}}
+
+
+def test_status_and_feedback_round_trip(client, site_key):
+    """A site reads a comment's status, reports it as spam, and sees the new status and label history."""
+    checked = client.post("/api/v1/comments/check", json=HAM, headers=auth(site_key)).get_json()
+    url = f"/api/v1/comments/{checked['id']}"
+    assert client.get(url, headers=auth(site_key)).get_json()["status"] == "hold"
+    reported = client.post(f"{url}/feedback", json={"label": "spam"}, headers=auth(site_key))
+    assert reported.get_json() == {"ok": True, "id": checked["id"], "status": "spam"}
+    shown = client.get(url, headers=auth(site_key)).get_json()
+    assert shown["status"] == "spam" and shown["decision"] == "hold"
+    assert [lab["label"] for lab in shown["labels"]] == ["spam"]
+    assert_error(client.post(f"{url}/feedback", json={"label": "maybe"}, headers=auth(site_key)), 400)
+
+
+def test_another_sites_comment_is_not_found(app, client, site_key):
+    """A site cannot read or label another site's comment, nor probe ids beyond BIGINT."""
+    checked = client.post("/api/v1/comments/check", json=HAM, headers=auth(site_key)).get_json()
+    with app.extensions["moderation"].sessions() as session:
+        _, other = create_site(session, "Other blog")
+    assert_error(client.get(f"/api/v1/comments/{checked['id']}", headers=auth(other)), 404, "not_found")
+    assert_error(
+        client.post(f"/api/v1/comments/{checked['id']}/feedback", json={"label": "ham"}, headers=auth(other)), 404
+    )
+    assert_error(client.get(f"/api/v1/comments/{2**70}", headers=auth(site_key)), 404)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({}, 401, "unauthorized"),
+        ({"Authorization": "Basic abc"}, 401, "unauthorized"),
+        ({"Authorization": "Bearer wrongwrongwr"}, 403, "invalid_key"),
+    ],
+)
+def test_bad_credentials_are_refused(client, headers, status, code):
+    """Missing or malformed credentials answer 401, an unknown key 403, in the error shape."""
+    assert_error(client.post("/api/v1/comments/check", json=HAM, headers=headers), status, code)
+
+
+def test_revoked_key_is_refused(app, client, site_key):
+    """Once revoked a key no longer works."""
+    with app.extensions["moderation"].sessions() as session:
+        revoke_site(session, site_for_key(session, site_key).id)
+    assert_error(client.post("/api/v1/comments/check", json=HAM, headers=auth(site_key)), 403)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "content"),
+        ({"content": "   "}, "content"),
+        ({"content": 5}, "content: expected a string"),
+        ({"content": "hi", "author_name": ["x"]}, "author_name"),
+        ({"content": "hi", "user_ip": "999.1.1.1"}, "user_ip"),
+        ({"content": "hi", "author_name": "x" * 501}, "at most 500"),
+        ({"content": "hi", "rendered_at": "yesterday"}, "rendered_at"),
+        ({"content": "hi", "submitted_at": 12}, "between 2000 and 2100"),
+        ({"content": "hi", "submitted_at": True}, "submitted_at"),
+        ({"content": "hi", "is_test": "yes"}, "is_test"),
+        ({"content": "a\x00b"}, "NUL"),
+        ([1, 2], "JSON object"),
+        ("text", "JSON object"),
+    ],
+)
+def test_invalid_input_is_400_naming_the_field(client, site_key, body, message):
+    """Wrong types, bounds and missing content answer 400 and say which field is wrong."""
+    response = client.post("/api/v1/comments/check", json=body, headers=auth(site_key))
+    assert message in assert_error(response, 400, "bad_request")["error"]["message"]
+
+
+def test_malformed_json_wrong_type_and_oversize(app, client, site_key):
+    """Broken JSON → 400, a form post → 415, a body over MAX_CONTENT_LENGTH → 413."""
+    headers = {**auth(site_key), "Content-Type": "application/json"}
+    assert_error(client.post("/api/v1/comments/check", data="{not json", headers=headers), 400)
+    assert_error(client.post("/api/v1/comments/check", data={"content": "hi"}, headers=auth(site_key)), 415)
+    big = json.dumps({"content": "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)})
+    assert_error(client.post("/api/v1/comments/check", data=big, headers=headers), 413, "payload_too_large")
+
+
+def test_unknown_paths_and_methods_use_the_error_shape(client):
+    """Routing errors on the API answer JSON: 404 for a path, 405 with Allow for a method."""
+    assert_error(client.get("/api/v1/nothing"), 404)
+    response = client.get("/api/v1/comments/check")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_timestamps_in_iso_or_epoch_feed_the_too_fast_rule(client, site_key):
+    """Render and submit times may be ISO-8601 or epoch seconds; a one-second submit is held and says so."""
+    now = time.time()
+    body = {**HAM, "rendered_at": now - 1, "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
+    answer = client.post("/api/v1/comments/check", json=body, headers=auth(site_key)).get_json()
+    assert answer["decision"] == "hold"
+    assert any("after the form was shown" in reason for reason in answer["reasons"])
+
+
+def test_honeypot_discards(client, site_key, model_dir):
+    """A filled honeypot field discards the comment whatever the model thinks."""
+    answer = client.post("/api/v1/comments/check", json={**HAM, "honeypot": "x"}, headers=auth(site_key)).get_json()
+    assert answer["decision"] == "discard" and "honeypot" in answer["reasons"][0]
+
+
+def test_signed_body_authenticates_without_a_key(app, client, site_key):
+    """An HMAC-SHA256 signature over timestamp and body identifies the site; bad or stale ones are refused."""
+    with app.extensions["moderation"].sessions() as session:
+        site = site_for_key(session, site_key)
+    body = json.dumps(HAM).encode()
+    stamp = str(int(time.time()))
+
+    def post(sig: str, ts: str = stamp):
+        headers = {
+            "Content-Type": "application/json",
+            "X-Moderation-Site": str(site.id),
+            "X-Moderation-Timestamp": ts,
+            "X-Moderation-Signature": sig,
+        }
+        return client.post("/api/v1/comments/check", data=body, headers=headers)
+
+    assert post(signature(site.signing_secret, stamp, body)).status_code == 200
+    assert_error(post(signature("wrong", stamp, body)), 403, "invalid_signature")
+    old = str(int(time.time()) - 3600)
+    assert_error(post(signature(site.signing_secret, old, body), old), 401, "stale_signature")
+
+
+def test_rate_limit_answers_429(db_url, tmp_path):
+    """Past MODERATION_RATELIMIT_CHECK a key gets 429 in the error shape."""
+    application = create_app({"DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "RATELIMIT_CHECK": "2/minute"})
+    with application.extensions["moderation"].sessions() as session:
+        _, key = create_site(session, "Blog")
+    client = application.test_client()
+    for _ in range(2):
+        assert client.post("/api/v1/comments/check", json=HAM, headers=auth(key)).status_code == 200
+    assert_error(client.post("/api/v1/comments/check", json=HAM, headers=auth(key)), 429, "rate_limited")
+    application.extensions["moderation"].engine.dispose()
+
+
+def test_database_failure_answers_503_with_retry_after(app, client, site_key):
+    """When the comment cannot be stored the answer is 503 with Retry-After, never a verdict."""
+    with app.extensions["moderation"].engine.begin() as connection:
+        connection.execute(text("DROP TABLE audit_log"))
+    response = client.post("/api/v1/comments/check", json=HAM, headers=auth(site_key))
+    assert_error(response, 503, "unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_production_refuses_the_default_secret_key(db_url, tmp_path):
+    """MODERATION_ENV=production with the built-in secret key refuses to start with a clear error."""
+    with pytest.raises(ConfigError, match="MODERATION_SECRET_KEY"):
+        create_app({"ENV": "production", "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path)})
+
+
+def test_health_metrics_and_openapi(client, site_key):
+    """/healthz answers, /metrics counts checks, and the OpenAPI document describes the check endpoint."""
+    assert client.get("/healthz").get_json() == {"ok": True}
+    client.post("/api/v1/comments/check", json=HAM, headers=auth(site_key))
+    exposition = client.get("/metrics").get_data(as_text=True)
+    assert "moderation_decisions_total" in exposition and "moderation_http_request_seconds" in exposition
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert (
+        "content"
+        in spec["paths"]["/api/v1/comments/check"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+            "required"
+        ]
+    )
