@@ -17,6 +17,7 @@ from moderation.corpora import (
     load_folder,
     load_generic,
     load_sms,
+    load_starter,
     load_wxr,
     load_youtube,
     parse_label,
@@ -226,6 +227,42 @@ def test_wxr_malformed_xml_is_a_data_error(tmp_path: Path) -> None:
     path.write_text("<rss><channel><item>", encoding="utf-8")
     with pytest.raises(DataError, match=r"broken\.xml"):
         load_wxr(path)
+
+
+# --- the starter corpus ---------------------------------------------------------------------------------
+
+
+def test_starter_corpus_size_and_spam_share() -> None:
+    """The shipped starter corpus has several hundred comments, roughly 45% spam, none duplicated."""
+    examples = load_starter()
+    assert len(examples) >= 400
+    spam_share = sum(e.label is Label.SPAM for e in examples) / len(examples)
+    assert 0.38 <= spam_share <= 0.52
+    assert len(deduplicate(examples)) == len(examples)
+    assert {e.source for e in examples} == {"starter"}
+
+
+def test_starter_corpus_covers_languages_and_families() -> None:
+    """Every spam family from the issue and several languages appear, English the largest."""
+    examples = load_starter()
+    languages = Counter(e.comment.language for e in examples)
+    assert languages.most_common(1)[0][0] == "en"
+    assert {"de", "fr", "es", "pt", "it", "ru"} <= set(languages)
+    assert all(languages[lang] >= 5 for lang in ("de", "fr", "es", "pt", "it", "ru"))
+    spam_families = {e.group for e in examples if e.label is Label.SPAM}
+    assert {"seo", "pharma", "casino", "crypto", "adult", "support", "essay", "loan", "channel", "keyword_author"} <= (
+        spam_families
+    )
+    ham_families = {e.group for e in examples if e.label is Label.HAM}
+    assert {"link", "code", "thanks", "disagreement", "question"} <= ham_families
+    assert not spam_families & ham_families
+
+
+def test_starter_corpus_rows_are_complete() -> None:
+    """Every row has content and the author fields; ham with legitimate links exists to keep links from meaning spam."""
+    examples = load_starter()
+    assert all(e.comment.content and e.comment.author_name for e in examples)
+    assert sum("http" in e.comment.content for e in examples if e.label is Label.HAM) >= 20
 
 
 # --- folders, dedup, bookkeeping -------------------------------------------------------------------------
