@@ -20,3 +20,4 @@ def main() -> None:
 # Registration: one line per command module (keep imports light; heavy imports go inside commands).
 main.add_command(__import__("moderation.cli.users", fromlist=["users"]).users)
 main.add_command(__import__("moderation.cli.webhooks", fromlist=["webhooks"]).webhooks)
+main.add_command(__import__("moderation.cli.datasets", fromlist=["datasets"]).datasets)
