@@ -20,4 +20,5 @@ def main() -> None:
 # Registration: one line per command module (keep imports light; heavy imports go inside commands).
 main.add_command(__import__("moderation.cli.users", fromlist=["users"]).users)
 main.add_command(__import__("moderation.cli.webhooks", fromlist=["webhooks"]).webhooks)
+list(map(main.add_command, __import__("moderation.cli.service", fromlist=["COMMANDS"]).COMMANDS))
 main.add_command(__import__("moderation.cli.datasets", fromlist=["datasets"]).datasets)

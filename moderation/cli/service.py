@@ -1,0 +1,156 @@
+"""`moderation serve`, `sites ...`, `purge`, `export`: run and administer the comment-check service."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+import click
+from sqlalchemy.orm import Session
+
+from ..errors import ModerationError
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A session on the configured database, migrated to the newest schema; errors become one clear line."""
+    from .. import db, settings
+
+    try:
+        values = settings.load()
+        engine = db.make_engine(settings.database_url(values))
+        db.upgrade(engine)
+    except ModerationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        with db.make_sessionmaker(engine)() as session:
+            yield session
+    except ModerationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [MODERATION_WORKERS].")
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log each request to stdout.")
+def serve(host: str, port: int, workers: int | None, access_log: bool) -> None:
+    """Run the service with gunicorn: migrate the database, train a model if there is none, serve."""
+    from .. import db, settings
+    from ..app import load_settings
+    from ..serving import ensure_model, prometheus_dir, run_gunicorn
+
+    try:
+        values = load_settings()
+        engine = db.make_engine(settings.database_url(values))
+        db.upgrade(engine)
+        engine.dispose()
+        if values["TRAIN_ON_START"]:
+            data_dir = Path(values["DATA_DIR"]) if values["DATA_DIR"] else None
+            ensure_model(Path(values["MODEL_DIR"]), data_dir, progress=click.echo)
+    except ModerationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prometheus_dir(Path(values["INSTANCE_PATH"])))
+    count = workers or values["WORKERS"]
+    click.echo(f"serving on http://{host}:{port} with {count} workers")
+    run_gunicorn(host, port, count, extra=None if access_log else {"accesslog": None})
+
+
+@click.group()
+def sites() -> None:
+    """Manage the sites allowed to call the API and their keys."""
+
+
+@sites.command("add")
+@click.argument("name")
+@click.option("--url", default="", help="The site's address, for humans.")
+def sites_add(name: str, url: str) -> None:
+    """Add a site and print its API key and signing secret (shown only now)."""
+    from ..sites import create_site
+
+    with _session() as session:
+        site, key = create_site(session, name, url)
+        click.echo(f"site {site.id}: {site.name}")
+        click.echo(f"api key: {key}")
+        click.echo(f"signing secret: {site.signing_secret}")
+
+
+@sites.command("list")
+def sites_list() -> None:
+    """List sites: id, name, key hint, state."""
+    from ..sites import list_sites
+
+    with _session() as session:
+        for site in list_sites(session):
+            state = f"revoked {site.revoked_at:%Y-%m-%d}" if site.revoked_at else "active"
+            click.echo(f"{site.id}\t{site.name}\t{site.url}\t{site.key_hint}…\t{state}")
+
+
+@sites.command("revoke")
+@click.argument("site_id", type=int)
+def sites_revoke(site_id: int) -> None:
+    """Revoke a site's key; its comments stay."""
+    from ..sites import revoke_site
+
+    with _session() as session:
+        site = revoke_site(session, site_id)
+        click.echo(f"revoked site {site.id} ({site.name})")
+
+
+@sites.command("set")
+@click.argument("site_id", type=int)
+@click.argument("name")
+@click.argument("value")
+def sites_set(site_id: int, name: str, value: str) -> None:
+    """Set one policy setting of a site: VALUE is JSON (0.9, true, ["casino", "192.0.2."]) or plain text."""
+    from ..sites import update_settings
+
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    with _session() as session:
+        site = update_settings(session, site_id, {name: parsed})
+        click.echo(json.dumps(site.settings, ensure_ascii=False, sort_keys=True))
+
+
+@click.command()
+@click.option("--older-than", default=None, help="Age like 90d, 12h or 2w [MODERATION_RETENTION_DAYS].")
+@click.option("--delete", "delete_rows", is_flag=True, help="Delete the comments instead of blanking personal data.")
+def purge(older_than: str | None, delete_rows: bool) -> None:
+    """Remove personal data (author, email, URL, IP, user agent, referrer) from comments past retention."""
+    from .. import settings
+    from ..privacy import parse_age
+
+    try:
+        age = parse_age(older_than or f"{settings.load()['RETENTION_DAYS']}d")
+    except ModerationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    from ..privacy import purge as purge_comments
+
+    with _session() as session:
+        count = purge_comments(session, age, delete_rows=delete_rows)
+    click.echo(f"{'deleted' if delete_rows else 'purged personal data of'} {count} comments older than {age.days} days")
+
+
+@click.command()
+@click.option("--site", "site_id", type=int, required=True, help="The site whose data to export.")
+@click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="File to write (default stdout).")
+def export(site_id: int, output: TextIO) -> None:
+    """Export a site's comments, verdicts and labels as JSON lines."""
+    from ..privacy import export_site
+    from ..sites import get_site
+
+    with _session() as session:
+        get_site(session, site_id)
+        for line in export_site(session, site_id):
+            output.write(line + "\n")
+
+
+COMMANDS = (serve, sites, purge, export)

@@ -1,0 +1,79 @@
+"""The service's CLI commands: sites add/list/set/revoke, purge, export, and serve's refusals."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from moderation import db
+from moderation.checking import check_comment
+from moderation.cli import main
+from moderation.comment import Comment
+from moderation.schema import CommentRecord
+from moderation.sites import site_for_key
+
+
+@pytest.fixture
+def run(db_url, tmp_path, monkeypatch):
+    """Invoke `moderation ...` against the test database; returns the click Result."""
+    monkeypatch.setenv("MODERATION_DATABASE_URL", db_url)
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path))
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_sites_add_list_set_revoke(run, db_url):
+    """A new site prints its key once; list shows it; set changes policy; revoke disables the key."""
+    added = run("sites", "add", "My blog", "--url", "https://blog.example")
+    assert added.exit_code == 0
+    key = re.search(r"api key: ([a-z0-9]{12})", added.output).group(1)
+    assert "signing secret: " in added.output
+    listed = run("sites", "list")
+    assert "My blog" in listed.output and key[:4] in listed.output and key not in listed.output
+    assert json.loads(run("sites", "set", "1", "blocklist", '["casino"]').output) == {"blocklist": ["casino"]}
+    bad = run("sites", "set", "1", "spam", "7")
+    assert bad.exit_code != 0 and "threshold" in bad.output
+    assert run("sites", "revoke", "1").exit_code == 0
+    engine = db.make_engine(db_url)
+    with db.make_sessionmaker(engine)() as session:
+        assert site_for_key(session, key) is None
+    engine.dispose()
+    missing = run("sites", "revoke", "42")
+    assert missing.exit_code != 0 and "no site with id 42" in missing.output
+
+
+def test_purge_and_export(run, db_url):
+    """purge --older-than blanks old personal data; export --site writes that site's JSON lines."""
+    run("sites", "add", "Blog")
+    engine = db.make_engine(db_url)
+    with db.make_sessionmaker(engine)() as session:
+        from moderation.sites import get_site
+
+        site = get_site(session, 1)
+        old, _ = check_comment(session, site, Comment(content="old", author_email="a@b.example"), model=None)
+        check_comment(session, site, Comment(content="new", author_email="c@d.example"), model=None)
+        session.get(CommentRecord, old.id).created_at = datetime.now(UTC) - timedelta(days=120)
+        session.commit()
+    engine.dispose()
+    purged = run("purge", "--older-than", "90d")
+    assert purged.exit_code == 0 and "1 comments" in purged.output
+    rows = [json.loads(line) for line in run("export", "--site", "1").output.splitlines()]
+    assert [(r["content"], r["author_email"]) for r in rows] == [("old", ""), ("new", "c@d.example")]
+    assert run("purge", "--older-than", "soon").exit_code != 0
+    assert "no site with id 9" in run("export", "--site", "9").output
+
+
+def test_serve_refuses_production_with_the_default_secret(run, monkeypatch):
+    """`serve` in production with the built-in secret key exits with one clear line, before listening."""
+    monkeypatch.setenv("MODERATION_ENV", "production")
+    result = run("serve", "--port", "0")
+    assert result.exit_code != 0
+    assert "MODERATION_SECRET_KEY" in result.output and "Traceback" not in result.output
