@@ -20,7 +20,6 @@ import csv
 import hashlib
 import json
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import resources
@@ -29,6 +28,7 @@ from typing import Any
 
 from .comment import Comment, Label, LabelledComment
 from .errors import DataError
+from .text import normalize
 
 YOUTUBE_DIR = "youtube-spam-collection"
 SMS_DIR = "sms-spam-collection"
@@ -84,6 +84,29 @@ def parse_label(raw: object, where: str) -> Label:
 # --- public corpora ------------------------------------------------------------------------------------
 
 
+def _csv_records(path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a CSV file with a header, as ("file:line", row); DataError for anything malformed."""
+    line = 0
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle, strict=True)  # bad quoting must fail, not merge rows
+            missing = [name for name in required if name not in (reader.fieldnames or ())]
+            if missing:
+                raise DataError(f"{path}: expected a header with columns {', '.join(required)}; missing {missing}")
+            for row in reader:
+                line = reader.line_num
+                if None in row:  # more cells than header columns
+                    width = len(reader.fieldnames or ())
+                    raise DataError(f"{path}:{line}: expected {width} columns, found more")
+                yield f"{path}:{line}", row
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: expected UTF-8 text, found undecodable bytes after line {line}") from exc
+    except csv.Error as exc:
+        raise DataError(f"{path}:{line + 1}: malformed CSV ({exc})") from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def load_youtube(folder: Path) -> list[LabelledComment]:
     """Read the YouTube Spam Collection CSVs in `folder` (group = video name such as "Psy").
 
@@ -97,16 +120,10 @@ def load_youtube(folder: Path) -> list[LabelledComment]:
     for path in files:
         # "Youtube01-Psy.csv" -> "Psy": one group per video, the unit of a leave-one-video-out split.
         video = path.stem.split("-", 1)[1] if "-" in path.stem else path.stem
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"AUTHOR", "CONTENT", "CLASS"} - set(reader.fieldnames or ())
-            if missing:
-                raise DataError(f"{path}: expected columns AUTHOR, CONTENT, CLASS; missing {sorted(missing)}")
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
-                label = parse_label(row["CLASS"], where)
-                comment = Comment(content=clean_text(row["CONTENT"] or ""), author_name=clean_text(row["AUTHOR"] or ""))
-                examples.append(LabelledComment(comment, label, "youtube", video))
+        for where, row in _csv_records(path, ("AUTHOR", "CONTENT", "CLASS")):
+            label = parse_label(row["CLASS"], where)
+            comment = Comment(content=clean_text(row["CONTENT"] or ""), author_name=clean_text(row["AUTHOR"] or ""))
+            examples.append(LabelledComment(comment, label, "youtube", video))
     return examples
 
 
@@ -170,32 +187,28 @@ def _row_to_example(row: Mapping[str, Any], where: str, source: str, *, csv_row:
     return LabelledComment(comment, label, source, group)
 
 
-def _generic_csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(GENERIC_REQUIRED) - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"{path}: expected a header with columns content and label; missing {sorted(missing)}")
-        for row in reader:
-            if None in row:  # more cells than header columns
-                width = len(reader.fieldnames or ())
-                raise DataError(f"{path}:{reader.line_num}: expected {width} columns, found more")
-            yield f"{path}:{reader.line_num}", row
-
-
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: expected one JSON object per line, found invalid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object, found {type(record).__name__}")
-            yield where, record
+    """Objects of a JSON-lines file, as ("file:line", object); DataError for anything malformed."""
+    number = 0
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(
+                        f"{where}: expected one JSON object per line, found invalid JSON ({exc.msg})"
+                    ) from exc
+                if not isinstance(record, dict):
+                    raise DataError(f"{where}: expected a JSON object, found {type(record).__name__}")
+                yield where, record
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: expected UTF-8 text, found undecodable bytes after line {number}") from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def load_generic(path: Path) -> list[LabelledComment]:
@@ -209,9 +222,7 @@ def load_generic(path: Path) -> list[LabelledComment]:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl"):
         raise DataError(f"{path}: expected a .csv or .jsonl file, found {path.suffix or 'no extension'!r}")
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    rows = _generic_csv_rows(path) if suffix == ".csv" else _jsonl_rows(path)
+    rows = _csv_records(path, GENERIC_REQUIRED) if suffix == ".csv" else _jsonl_rows(path)
     return [_row_to_example(row, where, path.stem, csv_row=suffix == ".csv") for where, row in rows]
 
 
@@ -330,14 +341,12 @@ def load_folder(data_dir: Path) -> list[LabelledComment]:
 
 
 def dedup_key(text: str) -> str:
-    """The text two comments must share to count as duplicates: normalised, casefolded, spaces collapsed."""
-    try:
-        from .text import normalize
-    except ImportError:  # the text module is written in parallel; fall back to a plain normalisation
-        normalized = unicodedata.normalize("NFKC", clean_text(text))
-    else:
-        normalized = normalize(text)
-    return " ".join(normalized.casefold().split())
+    """The text two comments must share to count as duplicates: `text.normalize`d, casefolded, spaces collapsed.
+
+    The same normalisation the features see, so copies that differ only by case, spacing, HTML, invisible
+    characters or look-alike letters count as one text (they would otherwise straddle a train/test split).
+    """
+    return " ".join(normalize(text).casefold().split())
 
 
 def deduplicate(examples: Iterable[LabelledComment]) -> list[LabelledComment]:

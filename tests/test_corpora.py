@@ -167,12 +167,14 @@ def test_generic_jsonl_maps_fields_booleans_and_numbers() -> None:
         ("bad.csv", "content,label\nhello,maybe\n", r"bad\.csv:2: expected label spam/ham"),
         ("bad.csv", "content,label\nhello,ham\n,spam\n", r"bad\.csv:3: expected a non-empty 'content'"),
         ("bad.csv", "content,label\nhello,ham,extra\n", r"bad\.csv:2: expected 2 columns"),
-        ("bad.csv", "text,label\nhello,ham\n", r"bad\.csv: expected a header with columns content and label"),
+        ("bad.csv", "text,label\nhello,ham\n", r"bad\.csv: expected a header with columns content, label"),
         ("bad.jsonl", '{"content": "a", "label": "ham"}\n{"content": "b"\n', r"bad\.jsonl:2: expected one JSON"),
         ("bad.jsonl", '["content", "label"]\n', r"bad\.jsonl:1: expected a JSON object, found list"),
         ("bad.jsonl", '{"content": "a"}\n', r"bad\.jsonl:1: expected a 'label'"),
         ("bad.jsonl", '{"content": 5, "label": "ham"}\n', r"bad\.jsonl:1: expected a non-empty 'content'"),
         ("bad.txt", "whatever", r"bad\.txt: expected a \.csv or \.jsonl file"),
+        ("bad.csv", 'content,label\n"ok",ham\n"a"b,spam\n', r"bad\.csv:3: malformed CSV"),
+        ("bad.csv", 'content,label\nok,ham\n"' + "x" * 200_000 + '",spam\n', r"bad\.csv:3: malformed CSV"),
     ],
 )
 def test_generic_bad_rows_name_file_and_line(tmp_path: Path, name: str, text: str, message: str) -> None:
@@ -181,6 +183,16 @@ def test_generic_bad_rows_name_file_and_line(tmp_path: Path, name: str, text: st
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DataError, match=message):
         load_generic(path)
+
+
+def test_generic_undecodable_or_missing_file_is_a_data_error(tmp_path: Path) -> None:
+    """Latin-1 bytes in a UTF-8 export, or a missing file, fail with a DataError naming the file."""
+    path = tmp_path / "latin.csv"
+    path.write_bytes("content,label\nok,ham\ncaf\xe9,spam\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin\.csv: expected UTF-8 text"):
+        load_generic(path)
+    with pytest.raises(DataError, match=r"cannot read .*missing\.jsonl"):
+        load_generic(tmp_path / "missing.jsonl")
 
 
 def test_parse_label_accepts_documented_spellings() -> None:
