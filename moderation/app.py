@@ -69,6 +69,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     api.init_app(app)
     # Other concerns register their blueprints below, one line each.
+    app.register_blueprint(__import__("moderation.akismet", fromlist=["bp"]).bp)
+    app.register_blueprint(__import__("moderation.review", fromlist=["bp"]).bp)
     return app
 
 

@@ -1,0 +1,109 @@
+"""The moderators' web UI: a blueprint of server-rendered pages under /review.
+
+Security lives here, once, for every page of the blueprint:
+
+- CSRF: flask-wtf's `CSRFProtect` is initialised with `WTF_CSRF_CHECK_DEFAULT = False` so the JSON and
+  Akismet APIs (authenticated by key, called by other servers) stay exempt, and this blueprint checks
+  the token itself before every POST. A POST without a valid token gets 400.
+- Session cookie: HttpOnly, SameSite=Lax, Secure when `MODERATION_ENV=production`.
+- Headers: a strict Content-Security-Policy (scripts and styles only from our own static files, no
+  inline code, no frames, forms only to ourselves), no referrer (a moderator clicking through to a
+  spammer's link leaks nothing), nosniff, no caching of pages that show personal data.
+
+Modules: `auth` (login, logout, roles), `views` (queue, item, search, actions, undo, deliveries),
+`admin` (sites), `stats` (charts), `render` (inert comment text), `charts` (inline SVG), `actions`
+(what a decision does: label, status, audit, callback, undo).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, current_app, g, render_template, request
+from flask.sansio.blueprints import BlueprintSetupState
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+bp = Blueprint(
+    "review",
+    __name__,
+    url_prefix="/review",
+    template_folder="../templates",
+    static_folder="../static/review",
+    static_url_path="/static",
+)
+csrf = CSRFProtect()
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+
+
+@bp.record_once
+def _init_app(state: BlueprintSetupState) -> None:
+    app = state.app
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the login session
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    state_obj = app.extensions.get("moderation")
+    settings: dict[str, Any] = getattr(state_obj, "settings", {}) or {}
+    if settings.get("ENV") == "production":
+        app.config["SESSION_COOKIE_SECURE"] = True
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
+    csrf.init_app(app)
+
+
+def db() -> Session:
+    """The database session of this request (opened on first use, closed at the end of the request)."""
+    if "review_db" not in g:
+        g.review_db = current_app.extensions["moderation"].sessions()
+    session: Session = g.review_db
+    return session
+
+
+@bp.teardown_request
+def _close_db(_exc: BaseException | None) -> None:
+    session = g.pop("review_db", None)
+    if session is not None:
+        session.close()
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
+
+
+@bp.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    if request.endpoint != "review.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_error(error: CSRFError) -> tuple[str, int]:
+    return render_template("review/error.html", title="Form expired", message=error.description), 400
+
+
+from . import admin, auth, stats, views  # noqa: E402  (routes attach themselves to `bp`)
+
+__all__ = ["admin", "auth", "bp", "csrf", "db", "stats", "views"]

@@ -1,0 +1,290 @@
+"""The review UI through Flask's test client on a real database: login, CSRF, queue, actions, undo, sites, stats."""
+
+import re
+
+import pytest
+from review_helpers import PASSWORD, add_comment, add_site, add_user, csrf_from, login
+
+from moderation.schema import AuditEvent, CommentRecord, LabelRecord, Site, WebhookDelivery
+
+
+@pytest.fixture
+def sessions(app):
+    """The app's sessionmaker."""
+    return app.extensions["moderation"].sessions
+
+
+@pytest.fixture
+def admin(client, sessions):
+    """A logged-in admin client."""
+    add_user(sessions, "alice", "admin")
+    assert login(client).status_code == 302
+    return client
+
+
+def _token(client, url="/review/"):
+    return csrf_from(client.get(url).get_data(as_text=True))
+
+
+def test_pages_need_login(client):
+    """Every page sends an anonymous visitor to the login form, remembering where they were going."""
+    for url in ("/review/", "/review/search", "/review/stats", "/review/sites", "/review/deliveries"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/review/login?next=" in response.headers["Location"]
+
+
+def test_wrong_password_is_refused(client, sessions):
+    """A wrong password answers 401 with the login form again and no session."""
+    add_user(sessions)
+    response = login(client, password="wrong password!")
+    assert response.status_code == 401
+    assert "unknown user name or wrong password" in response.get_data(as_text=True)
+    assert client.get("/review/").status_code == 302
+
+
+def test_lockout_shows_429(client, sessions):
+    """After five failures even the right password is refused for a while."""
+    add_user(sessions)
+    for _ in range(5):
+        login(client, password="wrong password!")
+    assert login(client).status_code == 429
+
+
+def test_session_cookie_flags(client, sessions):
+    """The session cookie is HttpOnly and SameSite=Lax."""
+    add_user(sessions)
+    response = login(client)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_secure_cookie_in_production(db_url, tmp_path):
+    """With MODERATION_ENV=production the session cookie is marked Secure."""
+    from moderation.app import create_app
+
+    app = create_app({"ENV": "production", "SECRET_KEY": "x" * 40, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path)})
+    try:
+        assert app.config["SESSION_COOKIE_SECURE"] is True
+    finally:
+        app.extensions["moderation"].engine.dispose()
+
+
+def test_login_without_csrf_token_is_refused(client, sessions):
+    """A login form posted without its CSRF token gets 400, even with the right password."""
+    add_user(sessions)
+    response = client.post("/review/login", data={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 400
+
+
+def test_forged_action_is_refused(admin, sessions):
+    """A logged-in moderator's browser posting an action without the token changes nothing."""
+    site_id, _ = add_site(sessions)
+    cid = add_comment(sessions, site_id, "held comment")
+    response = admin.post(f"/review/comments/{cid}/decide", data={"action": "approve"})
+    assert response.status_code == 400
+    with sessions() as session:
+        assert session.get(CommentRecord, cid).status == "hold"
+
+
+def test_api_stays_csrf_exempt(client, site_key):
+    """The key-authenticated JSON API needs no CSRF token."""
+    response = client.post(
+        "/api/v1/comments/check", json={"content": "hello there"}, headers={"Authorization": f"Bearer {site_key}"}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_security_headers(admin):
+    """Pages carry a strict CSP without inline scripts, no-referrer and no caching."""
+    response = admin.get("/review/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in response.get_data(as_text=True)  # no inline script blocks
+
+
+def test_queue_lists_held_oldest_or_riskiest_first(admin, sessions):
+    """The queue shows only held comments, oldest first by default, riskiest first on request."""
+    site_id, _ = add_site(sessions)
+    old = add_comment(sessions, site_id, "old and mild", score=0.4, minutes_ago=60)
+    risky = add_comment(sessions, site_id, "new and risky", score=0.8, minutes_ago=1)
+    add_comment(sessions, site_id, "already approved", decision="approve", score=0.1)
+    html = admin.get("/review/").get_data(as_text=True)
+    ids = [int(i) for i in re.findall(r'<li class="card" id="c-(\d+)"', html)]
+    assert ids == [old, risky]
+    html = admin.get("/review/?sort=riskiest").get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'<li class="card" id="c-(\d+)"', html)] == [risky, old]
+
+
+def test_queue_filters(admin, sessions):
+    """Site, search text and dates narrow the queue."""
+    blog, _ = add_site(sessions, "Blog")
+    shop, _ = add_site(sessions, "Shop")
+    a = add_comment(sessions, blog, "cheap watches here")
+    b = add_comment(sessions, shop, "lovely article", author_name="Marie")
+    html = admin.get(f"/review/?site={shop}").get_data(as_text=True)
+    assert f'id="c-{b}"' in html and f'id="c-{a}"' not in html
+    html = admin.get("/review/?q=WATCHES").get_data(as_text=True)
+    assert f'id="c-{a}"' in html and f'id="c-{b}"' not in html
+    html = admin.get("/review/?q=marie").get_data(as_text=True)
+    assert f'id="c-{b}"' in html
+    assert "Nothing waits" in admin.get("/review/?since=2999-01-01").get_data(as_text=True)
+
+
+def test_item_is_inert_and_highlighted(admin, sessions):
+    """Hostile HTML is escaped; trigger words are wrapped in <mark>; links are text with their domain."""
+    site_id, _ = add_site(sessions)
+    cid = add_comment(
+        sessions,
+        site_id,
+        'Buy <b>cheap</b> pills <script>alert(1)</script> <a href="http://pills.example/x">here</a>',
+        author_name='<img src=x onerror="alert(2)">',
+        reasons=["word 'cheap'", "the content contains 'pills' from the block list"],
+    )
+    html = admin.get(f"/review/comments/{cid}").get_data(as_text=True)
+    assert "<script>alert" not in html and "<img src=x" not in html and "<b>cheap" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<mark>cheap</mark>" in html and "<mark>pills</mark>" in html
+    assert '<span class="host">pills.example</span>' in html
+    assert 'href="http://pills.example/x" rel="noopener noreferrer nofollow"' in html  # only inside "open a link"
+
+
+def test_approve_labels_audits_and_undo_reverts(admin, sessions):
+    """Approving stores a moderator ham label with an audit event; undo removes the label and restores hold."""
+    site_id, _ = add_site(sessions)
+    cid = add_comment(sessions, site_id, "a held comment")
+    token = _token(admin)
+    response = admin.post(f"/review/comments/{cid}/decide", data={"action": "approve", "csrf_token": token})
+    assert response.status_code == 302
+    with sessions() as session:
+        comment = session.get(CommentRecord, cid)
+        assert comment.status == "approve"
+        [label] = session.query(LabelRecord).all()
+        assert (label.label, label.source, label.actor) == ("ham", "moderator", "alice")
+        event = session.query(AuditEvent).filter_by(comment_id=cid, action="comment.label").one()
+        assert event.detail["from"] == "hold" and event.detail["to"] == "approve"
+    page = admin.get("/review/").get_data(as_text=True)
+    assert "Approved 1 comment." in page and 'id="undo-button"' in page
+    assert admin.post("/review/undo", data={"csrf_token": token}).status_code == 302
+    with sessions() as session:
+        assert session.get(CommentRecord, cid).status == "hold"
+        assert session.query(LabelRecord).count() == 0
+        assert session.query(AuditEvent).filter_by(comment_id=cid, action="comment.undo").count() == 1
+
+
+def test_bulk_spam_and_delete(admin, sessions):
+    """Bulk actions apply to every selected comment and nothing else."""
+    site_id, _ = add_site(sessions)
+    ids = [add_comment(sessions, site_id, f"comment {i}") for i in range(4)]
+    token = _token(admin)
+    admin.post("/review/bulk", data={"action": "spam", "ids": [str(i) for i in ids[:2]], "csrf_token": token})
+    admin.post("/review/bulk", data={"action": "delete", "ids": [str(ids[2])], "csrf_token": token})
+    with sessions() as session:
+        statuses = [session.get(CommentRecord, i).status for i in ids]
+        assert statuses == ["spam", "spam", "deleted", "hold"]
+        assert session.query(LabelRecord).filter_by(label="spam").count() == 2
+
+
+def test_search_finds_and_corrects_any_comment(admin, sessions):
+    """An automatically discarded comment is found by search and rescued as ham."""
+    site_id, _ = add_site(sessions)
+    cid = add_comment(sessions, site_id, "my honest comment about the recipe", decision="discard", score=0.99)
+    html = admin.get("/review/search?q=recipe").get_data(as_text=True)
+    assert f'id="c-{cid}"' in html
+    admin.post(f"/review/comments/{cid}/decide", data={"action": "approve", "csrf_token": csrf_from(html)})
+    with sessions() as session:
+        assert session.get(CommentRecord, cid).status == "approve"
+
+
+def test_decision_queues_signed_callback(admin, sessions):
+    """A decision on a site with a callback URL queues a delivery, shown in the callback log."""
+    site_id, _ = add_site(sessions, callback_url="http://127.0.0.1:9/cb")
+    cid = add_comment(sessions, site_id, "held")
+    admin.post(f"/review/comments/{cid}/decide", data={"action": "spam", "csrf_token": _token(admin)})
+    with sessions() as session:
+        delivery = session.query(WebhookDelivery).one()
+        assert delivery.payload["status"] == "spam" and delivery.payload["comment_id"] == cid
+    assert f"#{cid}" in admin.get("/review/deliveries").get_data(as_text=True)
+
+
+def test_moderator_cannot_manage_sites(client, sessions):
+    """Site management is for admins only."""
+    add_user(sessions, "bob", "moderator")
+    login(client, "bob")
+    assert client.get("/review/sites").status_code == 403
+
+
+def test_admin_creates_site_and_sees_key_once(admin, sessions):
+    """Creating a site shows its key once; only the hash is stored."""
+    html = admin.post("/review/sites", data={"name": "New blog", "csrf_token": _token(admin, "/review/sites")})
+    key = re.search(r'<code class="key" id="new-key">([a-z0-9]{12})</code>', html.get_data(as_text=True)).group(1)
+    with sessions() as session:
+        from moderation.sites import site_for_key
+
+        assert site_for_key(session, key).name == "New blog"
+    assert key not in admin.get("/review/sites").get_data(as_text=True)
+
+
+def test_admin_edits_site_settings_in_policy_shape(admin, sessions):
+    """Thresholds, lists and callback URL are saved in the shape policy.SiteSettings reads."""
+    from moderation.policy import SiteSettings
+
+    site_id, _ = add_site(sessions)
+    token = _token(admin, f"/review/sites/{site_id}")
+    form = {
+        "csrf_token": token,
+        "hold": "0.3",
+        "spam": "0.8",
+        "discard": "",
+        "max_links": "3",
+        "min_seconds_to_submit": "2.5",
+        "honeypot": "on",
+        "blocklist": "casino\nbit.ly\n\n",
+        "allowlist": "friend@example.org",
+        "callback_url": "https://blog.example/cb",
+    }
+    assert admin.post(f"/review/sites/{site_id}", data=form).status_code == 302
+    with sessions() as session:
+        site = session.get(Site, site_id)
+        policy = SiteSettings.from_dict(site.settings)
+        assert (policy.hold, policy.spam, policy.discard) == (0.3, 0.8, None)
+        assert policy.blocklist == ("casino", "bit.ly") and policy.allowlist == ("friend@example.org",)
+        assert policy.max_links == 3 and policy.min_seconds_to_submit == 2.5
+        assert site.callback_url == "https://blog.example/cb" and len(site.callback_secret) == 64
+    bad = dict(form, hold="0.9", spam="0.2", callback_url="ftp://x")
+    response = admin.post(f"/review/sites/{site_id}", data=bad)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "callback URL: expected an http" in text
+
+
+def test_stats_page_draws_svg_charts(admin, sessions):
+    """The stats page renders inline SVG charts with the day's figures."""
+    site_id, _ = add_site(sessions)
+    add_comment(sessions, site_id, "spam", decision="spam", score=0.9)
+    cid = add_comment(sessions, site_id, "wrongly discarded", decision="discard", score=0.99)
+    add_comment(sessions, site_id, "fine", decision="approve", score=0.1)
+    admin.post(f"/review/comments/{cid}/decide", data={"action": "approve", "csrf_token": _token(admin)})
+    html = admin.get("/review/stats").get_data(as_text=True)
+    assert html.count("<svg") == 5
+    assert "67%" in html  # 2 of 3 comments were spam or discard
+    assert "overturned the automatic decision (1)" in html
+
+
+def test_logout_needs_post_and_ends_session(admin):
+    """Logging out is a CSRF-protected POST that ends the session."""
+    assert admin.get("/review/logout").status_code == 405
+    admin.post("/review/logout", data={"csrf_token": _token(admin)})
+    assert admin.get("/review/").status_code == 302
+
+
+def test_open_redirect_is_refused(client, sessions):
+    """A login `next` pointing elsewhere lands on the queue instead."""
+    add_user(sessions)
+    token = csrf_from(client.get("/review/login").get_data(as_text=True))
+    response = client.post(
+        "/review/login",
+        data={"username": "alice", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/"},
+    )
+    assert response.headers["Location"] == "/review/"
