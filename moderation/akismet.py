@@ -430,8 +430,10 @@ def _site(session: Session, params: Params, path_key: str | None) -> tuple[Site 
 def _route(rule: str, methods: Iterable[str]) -> Any:
     """Register a view at `rule` and at `/k/<path_key>` + `rule`."""
     def register(view: Any) -> Any:
-        bp.add_url_rule(rule, view_func=view, methods=list(methods), defaults={"path_key": None})
-        bp.add_url_rule("/k/<path_key>" + rule, view_func=view, methods=list(methods))
+        # One endpoint per rule: sharing one, werkzeug would 308-redirect /1.2/usage-limit to /1.1/usage-limit.
+        endpoint = re.sub(r"\W", "_", rule.strip("/"))
+        bp.add_url_rule(rule, endpoint, view, methods=list(methods), defaults={"path_key": None})
+        bp.add_url_rule("/k/<path_key>" + rule, endpoint + "_keyed", view, methods=list(methods))
         return view
     return register
 

@@ -1,0 +1,379 @@
+"""Akismet clients against a real server over TCP: the PyPI `akismet` client (sync and async) and plain HTTP.
+
+The server is the real app behind werkzeug's threaded server on a free loopback port. The PyPI client
+always calls https://rest.akismet.com; the documented way to point it elsewhere is an injected httpx
+client whose transport rewrites that address (docs/akismet.md shows the same class).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+import akismet
+import httpx
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from moderation.schema import AuditEvent, CommentRecord, LabelRecord
+from moderation.sites import create_site
+
+BLOG = "https://blog.example"
+# The plain-HTTP tests exercise parsing and routing, not the database: SQLite is enough for them.
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+HAM_TEXT = "Thanks, this fixed my build. The trick with the PATH variable was what I missed."
+BLATANT_SPAM = "Cheap viagra cialis online, no prescription http://pills-shop.xyz casino bonus http://casino-win.top"
+THANKS = "Thanks for making the web a better place."
+
+
+class Reroute(httpx.HTTPTransport):
+    """Send every request to `base` (scheme, host, port and path prefix) instead of the host it names."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self.base = httpx.URL(base)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        reroute(request, self.base)
+        return super().handle_request(request)
+
+
+class AsyncReroute(httpx.AsyncHTTPTransport):
+    """The asynchronous twin of Reroute."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self.base = httpx.URL(base)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        reroute(request, self.base)
+        return await super().handle_async_request(request)
+
+
+def reroute(request: httpx.Request, base: httpx.URL) -> None:
+    prefix = base.raw_path.rstrip(b"/")
+    request.url = request.url.copy_with(
+        scheme=base.scheme, host=base.host, port=base.port, raw_path=prefix + request.url.raw_path
+    )
+    request.headers["Host"] = base.netloc.decode("ascii")
+
+
+def sync_client(base: str, key: str) -> akismet.SyncClient:
+    http = httpx.Client(transport=Reroute(base), headers={"User-Agent": akismet.USER_AGENT}, timeout=10)
+    return akismet.SyncClient(config=akismet.Config(key=key, url=BLOG), http_client=http)
+
+
+def async_http(base: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=AsyncReroute(base), headers={"User-Agent": akismet.USER_AGENT}, timeout=10)
+
+
+@pytest.fixture
+def server(app) -> Iterator[str]:
+    """The app served over TCP on a free loopback port; yields its base URL."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture
+def with_model(model_dir):
+    """The app loads the tiny model (version "tiny-1") from its model folder instead of holding everything."""
+    return model_dir
+
+
+def _new_site(app, name: str, **settings) -> str:
+    with app.extensions["moderation"].sessions() as session:
+        _, key = create_site(session, name, f"https://{name}.example", settings=settings)
+    return key
+
+
+def _records(app, **where) -> list[CommentRecord]:
+    with app.extensions["moderation"].sessions() as session:
+        query = select(CommentRecord).filter_by(**where).order_by(CommentRecord.id)
+        return list(session.scalars(query))
+
+
+def _labels(app, comment_id: int) -> list[tuple[str, str, str]]:
+    with app.extensions["moderation"].sessions() as session:
+        query = select(LabelRecord).where(LabelRecord.comment_id == comment_id).order_by(LabelRecord.id)
+        return [(label.label, label.source, label.actor) for label in session.scalars(query)]
+
+
+# --- The PyPI `akismet` client -------------------------------------------------------------------------
+
+
+def test_sync_client_verifies_good_and_bad_keys(server, site_key):
+    """validated_client accepts our key; a wrong key verifies False and makes validated_client raise."""
+    assert sync_client(server, site_key).verify_key() is True
+    assert sync_client(server, "wrongwrong12").verify_key() is False
+    http = httpx.Client(transport=Reroute(server), timeout=10)
+    with pytest.raises(akismet.APIKeyError):
+        akismet.SyncClient.validated_client(config=akismet.Config(key="wrongwrong12", url=BLOG), http_client=http)
+
+
+def test_sync_client_check_answers_ham_spam_and_discard(app, server, site_key, with_model):
+    """Approve → HAM, block-listed → SPAM, blatant spam → DISCARD; each stored with source "akismet"."""
+    client = sync_client(server, site_key)
+    blocking_key = _new_site(app, "blocking", blocklist=["zucchini"])
+    blocking = sync_client(server, blocking_key)
+
+    ham = client.comment_check("203.0.113.1", comment_content=HAM_TEXT, comment_author="Dana")
+    assert ham == akismet.CheckResponse.HAM
+    spam = blocking.comment_check("203.0.113.2", comment_content="I grow zucchini every summer.", comment_author="Lee")
+    assert spam == akismet.CheckResponse.SPAM
+    discard = client.comment_check("203.0.113.3", comment_content=BLATANT_SPAM, comment_author="cheap pills")
+    assert discard == akismet.CheckResponse.DISCARD
+
+    stored = _records(app, source="akismet")
+    assert [(r.content, r.decision, r.status) for r in stored] == [
+        (HAM_TEXT, "approve", "approve"),
+        ("I grow zucchini every summer.", "spam", "spam"),
+        (BLATANT_SPAM, "discard", "discard"),
+    ]
+    assert all(r.model_version == "tiny-1" and r.extra["blog"] == BLOG for r in stored)
+
+
+def test_sync_client_hold_is_spam_without_the_discard_tip(app, server, site_key):
+    """With no model everything is held: Akismet hears "spam", the comment waits in our review queue."""
+    client = sync_client(server, site_key)
+    assert client.comment_check("203.0.113.4", comment_content=HAM_TEXT) == akismet.CheckResponse.SPAM
+    (record,) = _records(app, source="akismet")
+    assert (record.decision, record.status) == ("hold", "hold")
+
+
+def test_sync_client_test_triggers_and_is_test(app, server, site_key, with_model):
+    """akismet-guaranteed-spam → SPAM; user_role=administrator → HAM; is_test is stored on the record."""
+    client = sync_client(server, site_key)
+    spam = client.comment_check("203.0.113.5", comment_content=HAM_TEXT, comment_author="akismet-guaranteed-spam")
+    assert spam == akismet.CheckResponse.SPAM
+    ham = client.comment_check(
+        "203.0.113.6", comment_content=BLATANT_SPAM, user_role="administrator", is_test=True
+    )
+    assert ham == akismet.CheckResponse.HAM
+    first, second = _records(app, source="akismet")
+    assert (first.decision, first.status, first.is_test) == ("spam", "spam", False)
+    assert first.rules == ["akismet_test_trigger"]
+    assert (second.decision, second.status, second.is_test) == ("approve", "approve", True)
+    assert "administrator" in second.reasons[0]
+
+
+def test_sync_client_submissions_become_labels(app, server, site_key, with_model):
+    """submit-spam finds the checked comment by text and author; submit-ham of an unseen comment stores it."""
+    client = sync_client(server, site_key)
+    missed = "Lovely photos of the coast, we walked the same path last summer."
+    checked = client.comment_check("203.0.113.7", comment_content=missed, comment_author="Marie")
+    assert checked == akismet.CheckResponse.HAM
+    assert client.submit_spam("203.0.113.7", comment_content=missed, comment_author="Marie") is True
+    assert client.submit_ham("203.0.113.8", comment_content="Never checked here.", comment_author="Sam") is True
+
+    checked, unseen = _records(app, source="akismet")
+    assert (checked.content, checked.status) == (missed, "spam")
+    assert _labels(app, checked.id) == [("spam", "akismet", f"site:{checked.site_id}")]
+    assert (unseen.content, unseen.status, unseen.extra["submitted_as"]) == ("Never checked here.", "approve", "ham")
+    assert _labels(app, unseen.id) == [("ham", "akismet", f"site:{unseen.site_id}")]
+
+
+def test_sync_client_usage_limit_and_key_sites_count_our_checks(app, server, site_key, with_model):
+    """usage-limit and key-sites (JSON and CSV, key via the /k/<key>/ prefix) report this month's checks."""
+    client = sync_client(server, site_key)
+    client.comment_check("203.0.113.9", comment_content=HAM_TEXT, comment_author="Dana")
+    client.comment_check("203.0.113.10", comment_content=BLATANT_SPAM, comment_author="spammer")
+    client.submit_spam("203.0.113.9", comment_content=HAM_TEXT, comment_author="Dana")
+
+    assert client.usage_limit() == {"limit": "none", "usage": 2, "percentage": "0.00", "throttled": False}
+
+    # The PyPI client sends no key with key-sites; it travels in the path instead.
+    keyed = sync_client(f"{server}/k/{site_key}", site_key)
+    month = datetime.now(UTC).strftime("%Y-%m")
+    row = {"site": "blog.example", "api_calls": "2", "spam": "1", "ham": "1", "missed_spam": "1",
+           "false_positives": "0", "is_revoked": False}
+    assert keyed.key_sites() == {month: [row], "limit": 500, "offset": 0, "total": 1}
+    assert keyed.key_sites(month="2001-01", limit=10)[("2001-01")][0]["api_calls"] == "0"
+    assert keyed.key_sites(url_filter="elsewhere.example")["total"] == 0
+    assert keyed.key_sites(offset=1)[month] == []
+    csv_report = keyed.key_sites(result_format="csv", order="spam", limit=10)
+    assert csv_report.splitlines() == [
+        f"Active sites for {site_key} during {month} (limit:10, offset: 0, total: 1)",
+        "Site,Total API Calls,Spam,Ham,Missed Spam,False Positives,Is Revoked",
+        "blog.example,2,1,1,1,0,false",
+    ]
+
+
+def test_sync_client_with_a_bad_key_raises_api_key_error(server):
+    """Every operation answered "invalid" becomes the client's APIKeyError."""
+    client = sync_client(server, "wrongwrong12")
+    with pytest.raises(akismet.APIKeyError):
+        client.comment_check("203.0.113.11", comment_content=HAM_TEXT)
+    with pytest.raises(akismet.APIKeyError):
+        client.submit_spam("203.0.113.11", comment_content=HAM_TEXT)
+
+
+def test_async_client_round_trip(app, server, site_key, with_model):
+    """AsyncClient: validated construction, check ham/discard, submit, usage-limit, key-sites JSON and CSV."""
+
+    async def scenario() -> None:
+        config = akismet.Config(key=site_key, url=BLOG)
+        client = await akismet.AsyncClient.validated_client(config=config, http_client=async_http(server))
+        assert await client.comment_check("198.51.100.1", comment_content=HAM_TEXT) == akismet.CheckResponse.HAM
+        blatant = await client.comment_check("198.51.100.2", comment_content=BLATANT_SPAM)
+        assert blatant == akismet.CheckResponse.DISCARD
+        assert await client.submit_ham("198.51.100.2", comment_content=BLATANT_SPAM) is True
+        assert (await client.usage_limit())["usage"] == 2
+        keyed = akismet.AsyncClient(config=config, http_client=async_http(f"{server}/k/{site_key}"))
+        report = await keyed.key_sites()
+        assert report["total"] == 1 and report[datetime.now(UTC).strftime("%Y-%m")][0]["false_positives"] == "1"
+        assert (await keyed.key_sites(result_format="csv")).splitlines()[2] == "blog.example,2,1,1,0,1,false"
+        with pytest.raises(akismet.APIKeyError):
+            await akismet.AsyncClient.validated_client(
+                config=akismet.Config(key="wrongwrong12", url=BLOG), http_client=async_http(server)
+            )
+
+    asyncio.run(scenario())
+    _ham, discarded = _records(app, source="akismet")
+    assert discarded.status == "approve" and _labels(app, discarded.id)[0][:2] == ("ham", "akismet")
+
+
+# --- Plain HTTP: key styles, answers, charsets ------------------------------------------------------------
+
+
+def _post(server: str, path: str, fields: dict[str, str], **kwargs) -> httpx.Response:
+    return httpx.post(server + path, content=urlencode(fields).encode(), timeout=10,
+                      headers={"Content-Type": "application/x-www-form-urlencoded", **kwargs.pop("headers", {})},
+                      **kwargs)
+
+
+@sqlite_only
+def test_host_subdomain_carries_the_key(app, server, site_key):
+    """A key as the Host's first label (`<key>.akismet.example.org`) works for verify-key and comment-check."""
+    host = {"Host": f"{site_key}.akismet.example.org"}
+    assert _post(server, "/1.1/verify-key", {"blog": BLOG}, headers=host).text == "valid"
+    answer = _post(server, "/1.1/comment-check", {"blog": BLOG, "user_ip": "192.0.2.1", "comment_content": "Hi"},
+                   headers=host)
+    assert answer.status_code == 200 and answer.text == "true"  # no model: held
+    assert answer.headers["X-akismet-guid"] == str(_records(app)[0].id)
+
+
+@sqlite_only
+def test_path_prefix_carries_the_key(server, site_key):
+    """`/k/<key>/1.1/...` and `/k/<key>/1.2/...` serve clients that can neither set a body key nor a host."""
+    assert _post(server, f"/k/{site_key}/1.1/verify-key", {"blog": BLOG}).text == "valid"
+    usage = httpx.get(f"{server}/k/{site_key}/1.2/usage-limit", timeout=10)
+    assert usage.json()["usage"] == 0
+    assert _post(server, "/k/wrongwrong12/1.1/verify-key", {"blog": BLOG}).text == "invalid"
+
+
+@sqlite_only
+def test_bad_or_missing_key_is_200_invalid_with_debug_help(server):
+    """As Akismet does: HTTP 200, body "invalid", the reason in X-akismet-debug-help."""
+    for path, fields in [
+        ("/1.1/verify-key", {"key": "wrongwrong12", "blog": BLOG}),
+        ("/1.1/comment-check", {"api_key": "wrongwrong12", "comment_content": "Hi"}),
+        ("/1.1/submit-ham", {"comment_content": "Hi"}),
+        ("/1.2/usage-limit", {"api_key": "wrongwrong12"}),
+        ("/1.2/key-sites", {}),
+    ]:
+        answer = _post(server, path, fields)
+        assert (answer.status_code, answer.text) == (200, "invalid"), path
+        assert answer.headers["X-akismet-debug-help"], path
+
+
+@sqlite_only
+def test_normal_answers_carry_no_debug_or_alert_headers(server, site_key, with_model):
+    """Some clients fail on any debug or alert header, so ordinary answers have none."""
+    answers = [
+        _post(server, "/1.1/verify-key", {"key": site_key, "blog": BLOG}),
+        _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_content": HAM_TEXT}),
+        _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_content": BLATANT_SPAM}),
+        _post(server, "/1.1/submit-spam", {"api_key": site_key, "comment_content": HAM_TEXT}),
+        httpx.get(f"{server}/1.1/test", timeout=10),
+    ]
+    assert [a.text for a in answers] == ["valid", "false", "true", THANKS, "connected"]
+    assert answers[1].headers.get("X-akismet-pro-tip") is None
+    assert answers[2].headers["X-akismet-pro-tip"] == "discard"
+    for answer in answers:
+        assert answer.headers["Content-Type"].startswith("text/plain")
+        assert not [name for name in answer.headers if name.lower().startswith(("x-akismet-debug", "x-akismet-alert"))]
+
+
+@pytest.mark.parametrize(
+    ("charset", "author", "content"),
+    [
+        ("ISO-8859-1", "Renée Müller", "Très bien expliqué, merci !"),
+        ("Windows-1252", "Zoë", "“Quoted” and 5 € — fine"),
+        ("Shift_JIS", "山田太郎", "とても分かりやすい記事でした。"),
+    ],
+)
+def test_non_utf8_blog_charset_is_stored_as_sent(app, server, site_key, charset, author, content):
+    """A WordPress site in a legacy charset sends bytes in it; we store the text it meant."""
+    body = urlencode(
+        {"api_key": site_key, "blog": BLOG, "blog_charset": charset, "comment_author": author,
+         "comment_content": content, "user_ip": "192.0.2.2"},
+        encoding=charset,
+    ).encode("ascii")
+    answer = httpx.post(f"{server}/1.1/comment-check", content=body, timeout=10,
+                        headers={"Content-Type": f"application/x-www-form-urlencoded; charset={charset}"})
+    assert answer.text == "true"
+    (record,) = _records(app)
+    assert (record.author_name, record.content, record.extra["blog_charset"]) == (author, content, charset)
+
+
+@sqlite_only
+def test_wordpress_style_request_keeps_documented_fields_and_drops_the_rest(app, server, site_key):
+    """POST_*, HTTP_* and nonces are ignored; comment_context[n] and the honeypot are understood."""
+    fields = {
+        "api_key": site_key, "blog": BLOG, "user_ip": "192.0.2.3", "user_agent": "Mozilla/5.0",
+        "referrer": f"{BLOG}/post", "permalink": f"{BLOG}/post", "comment_type": "comment",
+        "comment_author": "Bot", "comment_content": "Nice post", "blog_lang": "en_US", "blog_charset": "UTF-8",
+        "comment_context[0]": "travel", "comment_context[1]": "photos", "honeypot_field_name": "ak_hp_textarea",
+        "POST_ak_hp_textarea": "I am a bot", "POST_ak_js": "1700000000000", "HTTP_ACCEPT": "text/html",
+        "akismet_comment_nonce": "passed", "_wpnonce": "abc", "callback": f"{BLOG}/wp-json/akismet/v1/webhook",
+    }
+    answer = _post(server, "/1.1/comment-check", fields)
+    assert (answer.text, answer.headers["X-akismet-pro-tip"]) == ("true", "discard")  # honeypot filled
+    (record,) = _records(app)
+    assert record.extra == {
+        "blog": BLOG, "blog_lang": "en_US", "blog_charset": "UTF-8", "honeypot_field_name": "ak_hp_textarea",
+        "comment_context": ["travel", "photos"], "honeypot_filled": True,
+    }
+    assert (record.comment_type, record.language, record.user_agent) == ("comment", "en_US", "Mozilla/5.0")
+
+
+def test_submit_by_guid_labels_that_comment(app, server, site_key):
+    """The guid we answered with finds the comment even when the text sent back differs."""
+    check = _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_content": "Original text"})
+    guid = check.headers["X-akismet-guid"]
+    answer = _post(server, "/1.1/submit-ham", {"api_key": site_key, "guid": guid, "comment_content": "Edited"})
+    assert answer.text == THANKS
+    (record,) = _records(app)
+    assert str(record.id) == guid and record.status == "approve"
+    assert _labels(app, record.id) == [("ham", "akismet", f"site:{record.site_id}")]
+
+
+@sqlite_only
+def test_guid_of_another_site_is_not_followed(app, server, site_key):
+    """A guid belonging to a different site is ignored: the submission is stored for the caller's own site."""
+    other_key = _new_site(app, "other")
+    guid = _post(server, "/1.1/comment-check", {"api_key": other_key, "comment_content": "Theirs"}).headers[
+        "X-akismet-guid"
+    ]
+    _post(server, "/1.1/submit-spam", {"api_key": site_key, "guid": guid, "comment_content": "Mine"})
+    theirs, mine = _records(app)
+    assert (theirs.status, _labels(app, theirs.id)) == ("hold", [])
+    assert (mine.content, mine.status) == ("Mine", "spam")
+
+
+@sqlite_only
+def test_test_trigger_is_audited(app, server, site_key):
+    """A forced answer leaves an audit event naming the trigger."""
+    _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_author": "akismet-guaranteed-spam",
+                                         "comment_content": "x"})
+    with app.extensions["moderation"].sessions() as session:
+        actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions[-2:] == ["comment.check", "akismet.test_trigger"]
