@@ -2,15 +2,19 @@
 
 The server is the real app behind werkzeug's threaded server on a free loopback port. The PyPI client
 always calls https://rest.akismet.com; the documented way to point it elsewhere is an injected httpx
-client whose transport rewrites that address (docs/akismet.md shows the same class).
+client whose transport rewrites that address. The tests run the code block of docs/akismet.md that
+builds it, so the documentation cannot drift from what works.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import akismet
@@ -22,6 +26,7 @@ from werkzeug.serving import make_server
 from moderation.schema import AuditEvent, CommentRecord, LabelRecord
 from moderation.sites import create_site
 
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "akismet.md"
 BLOG = "https://blog.example"
 # The plain-HTTP tests exercise parsing and routing, not the database: SQLite is enough for them.
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -30,45 +35,23 @@ BLATANT_SPAM = "Cheap viagra cialis online, no prescription http://pills-shop.xy
 THANKS = "Thanks for making the web a better place."
 
 
-class Reroute(httpx.HTTPTransport):
-    """Send every request to `base` (scheme, host, port and path prefix) instead of the host it names."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        self.base = httpx.URL(base)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        reroute(request, self.base)
-        return super().handle_request(request)
-
-
-class AsyncReroute(httpx.AsyncHTTPTransport):
-    """The asynchronous twin of Reroute."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        self.base = httpx.URL(base)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        reroute(request, self.base)
-        return await super().handle_async_request(request)
-
-
-def reroute(request: httpx.Request, base: httpx.URL) -> None:
-    prefix = base.raw_path.rstrip(b"/")
-    request.url = request.url.copy_with(
-        scheme=base.scheme, host=base.host, port=base.port, raw_path=prefix + request.url.raw_path
-    )
-    request.headers["Host"] = base.netloc.decode("ascii")
+@functools.cache
+def documented_setup() -> dict[str, Any]:
+    """The first Python block of docs/akismet.md, executed: the documented way to point the client at us."""
+    text = DOCS.read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(DOCS), "exec"), namespace)
+    return namespace
 
 
 def sync_client(base: str, key: str) -> akismet.SyncClient:
-    http = httpx.Client(transport=Reroute(base), headers={"User-Agent": akismet.USER_AGENT}, timeout=10)
+    http = documented_setup()["moderation_http_client"](base)
     return akismet.SyncClient(config=akismet.Config(key=key, url=BLOG), http_client=http)
 
 
 def async_http(base: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=AsyncReroute(base), headers={"User-Agent": akismet.USER_AGENT}, timeout=10)
+    return documented_setup()["moderation_async_http_client"](base)
 
 
 @pytest.fixture
@@ -113,7 +96,7 @@ def test_sync_client_verifies_good_and_bad_keys(server, site_key):
     """validated_client accepts our key; a wrong key verifies False and makes validated_client raise."""
     assert sync_client(server, site_key).verify_key() is True
     assert sync_client(server, "wrongwrong12").verify_key() is False
-    http = httpx.Client(transport=Reroute(server), timeout=10)
+    http = documented_setup()["moderation_http_client"](server)
     with pytest.raises(akismet.APIKeyError):
         akismet.SyncClient.validated_client(config=akismet.Config(key="wrongwrong12", url=BLOG), http_client=http)
 
