@@ -39,6 +39,8 @@ ops = Blueprint("ops", __name__)
 REPLAY_WINDOW_SECONDS = 300
 # Seconds a client should wait before retrying after a 503 (database down, nothing stored).
 RETRY_AFTER_SECONDS = 5
+# Each worker remembers a key's site this long, sparing a query per request; revocations wait this long.
+SITE_CACHE_SECONDS = 5.0
 # Largest id a comment can have (PostgreSQL BIGINT); larger ids in a URL are simply not found.
 MAX_ID = 2**63 - 1
 
@@ -182,7 +184,7 @@ def authenticate(session: Session) -> Site:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ApiError(401, "expected 'Authorization: Bearer <api key>'", headers={"WWW-Authenticate": "Bearer"})
-        site = site_for_key(session, key.strip())
+        site = _cached_site(session, key.strip())
         if site is None:
             raise ApiError(403, "this API key is unknown or was revoked", code="invalid_key")
         return site
@@ -193,6 +195,22 @@ def authenticate(session: Session) -> Site:
         "missing credentials: send 'Authorization: Bearer <api key>' or a signed body",
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+def _cached_site(session: Session, key: str) -> Site | None:
+    """site_for_key, remembered for SITE_CACHE_SECONDS per process (a revocation takes that long to apply)."""
+    cache: dict[str, tuple[float, Site | None]] = _state().site_cache
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    site = site_for_key(session, key)
+    if site is not None:
+        session.expunge(site)  # read-only snapshot shared by later requests
+    if len(cache) > 10_000:  # bound the memory a stream of random keys can take
+        cache.clear()
+    cache[key] = (now + SITE_CACHE_SECONDS, site)
+    return site
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:

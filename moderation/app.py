@@ -8,7 +8,7 @@ newest migration, and registers the blueprints. Everything a view needs hangs of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class AppState:
     engine: Engine
     sessions: sessionmaker[Session]
     models: ModelHolder
+    site_cache: dict[str, Any] = field(default_factory=dict)  # api key → (expiry, Site): see api._cached_site
 
 
 def load_settings(test_config: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -45,7 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
         "memory://",
         "Flask-Limiter storage. Use `redis://127.0.0.1:6379` when several workers run.",
     ),
-    Setting("RATELIMIT_CHECK", "120/minute", "Rate limit for comment checks, per API key and per client IP."),
+    Setting("RATELIMIT_CHECK", "120/minute", "Comment-check rate limit, per API key and per client IP; empty: off."),
     Setting("MODEL_RELOAD_SECONDS", 10, "How often a worker looks for a newly promoted model.", int),
     Setting("WORKERS", 2, "Gunicorn worker processes started by `moderation serve`.", int),
     Setting("TRAIN_ON_START", True, "Train a model on first `moderation serve` when MODEL_DIR has none.", bool),
