@@ -216,7 +216,7 @@ def tokenize(text: str) -> list[str]:
     """Split already-normalised `text` into lowercased, English-stemmed tokens; a URL becomes its host.
 
     Module-level on purpose: vectorizers reference it by import path, so saved models stay loadable."""
-    return [_stem(token) for token in surface_tokens(text)]
+    return [stem(token) for token in surface_tokens(text)]
 
 
 def surface_tokens(text: str) -> list[str]:
@@ -231,7 +231,7 @@ def surface_tokens(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=65_536)
-def _stem(token: str) -> str:
+def stem(token: str) -> str:
     """Snowball-stem a word token (cached: vocabularies are Zipfian); other tokens pass through."""
     if len(token) > 3 and token.isalpha():
         return str(_stemmer.stem(token))

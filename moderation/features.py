@@ -1,0 +1,530 @@
+"""Features of a comment: word and character n-grams of its normalised text, plus named signals.
+
+    extract_signals(comment)   -> dict[str, float]   metadata and shape signals, scaled to about [0, 1]
+    describe_signal(name, v)   -> str                a signal in a moderator's words
+    build_features()           -> CommentFeatures    list[Comment] -> sparse matrix (sklearn transformer)
+
+Signals are log1p of counts or 0/1 flags so that their weights compare with TF-IDF values. Every
+signal name in `SIGNAL_NAMES` is always present (0.0 when it does not apply), which keeps the feature
+layout fixed and lets a clue be read back from its column.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.utils.validation import check_is_fitted
+
+from .comment import Comment
+from .text import Link, extract_links, normalize, stem, surface_tokens, tokenize, url_host
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+SHORTENERS = _words(
+    "bit.ly bitly.com tinyurl.com goo.gl t.co ow.ly is.gd v.gd cutt.ly rebrand.ly buff.ly adf.ly shorturl.at "
+    "tiny.cc rb.gy t.ly s.id lnkd.in bl.ink soo.gd clck.ru u.to x.co po.st shorte.st ouo.io bc.vc tr.im"
+)
+# TLDs that carry a large share of abuse in public domain-reputation reports (cheap or free to register).
+SUSPICIOUS_TLDS = _words(
+    "xyz top click link loan work tk ml ga cf gq pw icu buzz bid win vip cyou rest fit gdn men date racing "
+    "review stream trade download accountant cricket science party faith kim mom zip mov cam monster"
+)
+FREE_MAIL = _words(
+    "gmail.com googlemail.com yahoo.com yahoo.co.uk hotmail.com outlook.com live.com msn.com aol.com "
+    "icloud.com me.com mail.com gmx.com gmx.de gmx.net web.de mail.ru yandex.ru yandex.com qq.com 163.com "
+    "126.com proton.me protonmail.com zoho.com rediffmail.com"
+)
+DISPOSABLE_MAIL = _words(
+    "mailinator.com guerrillamail.com guerrillamail.net sharklasers.com 10minutemail.com temp-mail.org "
+    "tempmail.com yopmail.com trashmail.com getnada.com dispostable.com maildrop.cc throwawaymail.com "
+    "fakeinbox.com mintemail.com mohmal.com emailondeck.com tempail.com spamgourmet.com"
+)
+MESSENGER_HOSTS = _words("wa.me t.me telegram.me chat.whatsapp.com api.whatsapp.com signal.me u.wechat.com")
+# Words that turn a person's name into an advert ("Best Casino Bonus", "cheap pills").
+COMMERCIAL_WORDS = _words(
+    "casino poker bet betting slots loan loans cash money earn income profit seo marketing promo promotion "
+    "cheap buy sale discount deal deals pills viagra cialis pharmacy meds essay essays writing writer crypto "
+    "bitcoin btc forex invest investment trading trader porn sex xxx dating girls free best online shop store "
+    "service services repair support agency hack cheats gift winner rich followers likes views subscribe "
+    "channel official"
+)
+
+_EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,4}\.[a-z]{2,24}\b", re.I)
+# A phone number: optional +, then 8-15 digits with the usual separators (bounded, no nesting).
+_PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{6,22}\d(?!\w)")
+_MESSENGER = re.compile(
+    r"\b(?:whats\s?app|telegram|wechat|we\s?chat|viber|kik|snapchat|skype|signal\s(?:app|me|@|\+)|icq)\b", re.I
+)
+_HANDLE = re.compile(r"(?<![\w@.])@[A-Za-z_][A-Za-z0-9_.]{2,31}")
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
+_DIGIT = re.compile(r"\d")
+_UPPER = re.compile(r"[A-ZÀ-ÖØ-ÞА-ЯΑ-Ω]")
+_LETTER = re.compile(r"[^\W\d_]")
+_URLISH = re.compile(r"https?://|www\.|\.(?:com|net|org|info|xyz|top|ru|biz|co)\b", re.I)
+_SHOWN_DOMAIN = re.compile(r"(?:https?://)?(?:[\w-]{1,63}\.){1,4}[a-z]{2,24}\b", re.I)
+
+SIGNAL_NAMES: tuple[str, ...] = (
+    "url_count",
+    "url_domains",
+    "url_shortener",
+    "url_suspicious_tld",
+    "url_ip_host",
+    "url_text_mismatch",
+    "url_messenger",
+    "email_count",
+    "phone_count",
+    "messenger_mention",
+    "handle_count",
+    "author_many_words",
+    "author_commercial",
+    "author_digits",
+    "author_url_in_name",
+    "author_url_present",
+    "author_url_suspicious_tld",
+    "author_email_free",
+    "author_email_disposable",
+    "user_agent_missing",
+    "submit_under_3s",
+    "submit_3_to_10s",
+    "submit_over_1h",
+    "caps_ratio",
+    "emoji_density",
+    "digit_ratio",
+    "length_short",
+    "length_long",
+    "length_very_long",
+)
+
+
+def extract_signals(comment: Comment) -> dict[str, float]:
+    """Return every signal in `SIGNAL_NAMES` for `comment` (counts as log1p, flags 0/1, ratios 0..1)."""
+    return _signals(comment, normalize(comment.content))
+
+
+def _signals(comment: Comment, text: str) -> dict[str, float]:
+    """Signals of `comment` whose content is already normalised to `text`."""
+    s = dict.fromkeys(SIGNAL_NAMES, 0.0)
+    links = extract_links(comment.content)
+    if links:
+        _link_signals(links, s)
+    s["email_count"] = _log_count(_EMAIL.findall(text))
+    s["phone_count"] = _log_count(p for p in _PHONE.findall(text) if 8 <= len(_DIGIT.findall(p)) <= 15)
+    s["messenger_mention"] = _log_count(_MESSENGER.findall(text))
+    s["handle_count"] = _log_count(_HANDLE.findall(text))
+    _author_signals(comment, s)
+    if comment.user_agent == "":  # None means the site did not tell us: no signal either way
+        s["user_agent_missing"] = 1.0
+    seconds = comment.seconds_to_submit
+    if seconds is not None:
+        s["submit_under_3s"] = float(seconds < 3)
+        s["submit_3_to_10s"] = float(3 <= seconds < 10)
+        s["submit_over_1h"] = float(seconds >= 3600)
+    _shape_signals(text, s)
+    return s
+
+
+def _log_count(items: Iterable[object]) -> float:
+    return math.log1p(sum(1 for _ in items))
+
+
+def _link_signals(links: Sequence[Link], s: dict[str, float]) -> None:
+    s["url_count"] = math.log1p(len(links))
+    s["url_domains"] = math.log1p(len({registered_domain(link.host) for link in links if link.host}))
+    s["url_shortener"] = _log_count(link for link in links if link.host in SHORTENERS)
+    s["url_suspicious_tld"] = _log_count(link for link in links if _tld(link.host) in SUSPICIOUS_TLDS)
+    s["url_ip_host"] = _log_count(link for link in links if _is_ip(link.host))
+    s["url_messenger"] = _log_count(link for link in links if link.host in MESSENGER_HOSTS)
+    s["url_text_mismatch"] = _log_count(link for link in links if _text_shows_other_domain(link))
+
+
+def _author_signals(comment: Comment, s: dict[str, float]) -> None:
+    name = normalize(comment.author_name[:200])
+    if name:
+        words = name.lower().split()
+        # Real names have one to three words; "Best Cheap Casino Bonus Online" has more.
+        s["author_many_words"] = float(len(words) >= 4)
+        s["author_commercial"] = _log_count(w for w in words if w.strip(".,!-_") in COMMERCIAL_WORDS)
+        s["author_digits"] = float(bool(_DIGIT.search(name)))
+        s["author_url_in_name"] = float(bool(_URLISH.search(name)))
+    if comment.author_url.strip():
+        s["author_url_present"] = 1.0
+        s["author_url_suspicious_tld"] = float(_tld(url_host(comment.author_url)) in SUSPICIOUS_TLDS)
+    domain = comment.author_email.rpartition("@")[2].strip().lower()
+    if domain:
+        s["author_email_free"] = float(domain in FREE_MAIL)
+        s["author_email_disposable"] = float(domain in DISPOSABLE_MAIL)
+
+
+def _shape_signals(text: str, s: dict[str, float]) -> None:
+    letters = len(_LETTER.findall(text))
+    if letters >= 5:  # caps ratio of "OK" or "LOL" says nothing
+        s["caps_ratio"] = len(_UPPER.findall(text)) / letters
+    words = max(1, len(text.split()))
+    s["emoji_density"] = min(1.0, len(_EMOJI.findall(text)) / words)
+    s["digit_ratio"] = len(_DIGIT.findall(text)) / max(1, len(text))
+    s["length_short"] = float(len(text) < 20)
+    s["length_long"] = float(200 <= len(text) < 1000)
+    s["length_very_long"] = float(len(text) >= 1000)
+
+
+def _tld(host: str) -> str:
+    return host.rpartition(".")[2]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def registered_domain(host: str) -> str:
+    """Return the registrable part of `host` ("shop.example.co.uk" → "example.co.uk"), by a short rule:
+    two labels, or three when the second-level label is a generic one under a country code."""
+    labels = host.lower().split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in {"co", "com", "org", "net", "ac", "gov", "edu"}:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def _text_shows_other_domain(link: Link) -> bool:
+    """True when the link's visible text looks like a domain that differs from where it points."""
+    if not link.text or not link.host:
+        return False
+    shown = _SHOWN_DOMAIN.search(link.text)
+    if shown is None:
+        return False
+    shown_host = url_host(shown.group(0))
+    return bool(shown_host) and registered_domain(shown_host) != registered_domain(link.host)
+
+
+def _count(value: float) -> int:
+    """Undo log1p to recover the count a signal was computed from."""
+    return round(math.expm1(value))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+_FLAG_TEXT = {
+    "author_many_words": "author name of four or more words",
+    "author_digits": "author name contains digits",
+    "author_url_in_name": "author name contains a web address",
+    "author_url_present": "author gave a website",
+    "author_url_suspicious_tld": "author website is on a domain ending often used for spam",
+    "author_email_free": "author email is a free webmail address",
+    "author_email_disposable": "author email is a disposable address",
+    "user_agent_missing": "browser sent no user agent",
+    "submit_under_3s": "form submitted less than 3 seconds after it was shown",
+    "submit_3_to_10s": "form submitted 3–10 seconds after it was shown",
+    "submit_over_1h": "form submitted more than an hour after it was shown",
+    "length_short": "very short comment (under 20 characters)",
+    "length_long": "long comment (200–1000 characters)",
+    "length_very_long": "very long comment (over 1000 characters)",
+}
+_COUNT_TEXT = {
+    "url_count": ("link", "{}"),
+    "url_domains": ("different linked site", "{}"),
+    "url_shortener": ("link", "{} to a URL shortener"),
+    "url_suspicious_tld": ("link", "{} to a domain ending often used for spam"),
+    "url_ip_host": ("link", "{} to a bare IP address"),
+    "url_text_mismatch": ("link", "{} whose text shows a different site than it points to"),
+    "url_messenger": ("link", "{} to a messenger chat"),
+    "email_count": ("email address", "{} in the text"),
+    "phone_count": ("phone number", "{} in the text"),
+    "messenger_mention": ("mention", "{} of a messenger app (WhatsApp, Telegram…)"),
+    "handle_count": ("@handle", "{}"),
+    "author_commercial": ("commercial word", "author name with {}"),
+}
+
+
+def describe_signal(name: str, value: float) -> str:
+    """Describe signal `name` with the value `extract_signals` gave it, in a moderator's words.
+
+    Raises KeyError for a name not in `SIGNAL_NAMES`."""
+    if name not in SIGNAL_NAMES:
+        raise KeyError(f"unknown signal {name!r}; expected one of {', '.join(SIGNAL_NAMES)}")
+    if name in _FLAG_TEXT:
+        return _FLAG_TEXT[name]
+    if name in _COUNT_TEXT:
+        noun, template = _COUNT_TEXT[name]
+        return template.format(_plural(_count(value), noun))
+    percent = round(100 * value)
+    if name == "caps_ratio":
+        return f"{percent}% of letters in capitals"
+    if name == "emoji_density":
+        return f"many emoji ({percent} per 100 words)"
+    return f"{percent}% of characters are digits"  # digit_ratio
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A comment after the per-comment work every feature family shares (done once per comment)."""
+
+    text: str  # normalised content, case kept
+    surface: tuple[str, ...]  # lowercased tokens before stemming
+    stems: tuple[str, ...]  # the same tokens stemmed, position by position
+    terms: tuple[str, ...]  # word n-grams of the content plus "author:<token>" terms
+    chars: str  # lowercased normalised content for character n-grams
+    signals: dict[str, float]
+
+
+def prepare(comment: Comment, ngram_range: tuple[int, int] = (1, 2)) -> Prepared:
+    """Normalise and tokenise `comment` once for all feature families."""
+    text = normalize(comment.content)
+    surface = surface_tokens(text)
+    stems = [stem(token) for token in surface]
+    author = ["author:" + token for token in tokenize(normalize(comment.author_name[:200]))]
+    terms = word_ngrams(stems, ngram_range) + author
+    return Prepared(text, tuple(surface), tuple(stems), tuple(terms), text.lower(), _signals(comment, text))
+
+
+def word_ngrams(tokens: Sequence[str], ngram_range: tuple[int, int]) -> list[str]:
+    """Return the space-joined n-grams of `tokens` for n in `ngram_range` (inclusive)."""
+    low, high = ngram_range
+    grams: list[str] = list(tokens) if low == 1 else []
+    for n in range(max(2, low), high + 1):
+        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return grams
+
+
+def prepared_terms(doc: Prepared) -> tuple[str, ...]:
+    """Vectorizer analyzer: a prepared comment's word terms (module-level so models pickle by name)."""
+    return doc.terms
+
+
+def prepared_char_ngrams(doc: Prepared, ngram_range: tuple[int, int] = (3, 5)) -> list[str]:
+    """Vectorizer analyzer: character n-grams inside word boundaries, padded with a space (as
+    scikit-learn's "char_wb"), of a prepared comment's lowercased text."""
+    low, high = ngram_range
+    grams: list[str] = []
+    append = grams.append
+    for word in doc.chars.split():
+        padded = f" {word} "
+        length = len(padded)
+        for n in range(low, high + 1):
+            if length <= n:  # a short word counts once, whole
+                append(padded)
+                break
+            for start in range(length - n + 1):
+                append(padded[start : start + n])
+    return grams
+
+
+class CommentFeatures(TransformerMixin, BaseEstimator):
+    """Turn `list[Comment]` into one sparse matrix: word TF-IDF | char TF-IDF | signals.
+
+    Word terms are stemmed uni- and bigrams of the normalised content plus "author:" tokens of the
+    author name; character n-grams ("char_wb") are over the lowercased normalised content. Both are
+    TF-IDF with l2-normalised rows; vocabularies are bounded by `min_df` and `max_features`.
+
+    Defaults chosen by leave-one-video-out on the YouTube corpus (mean MCC at decision 0, C=10):
+    binary word TF 0.890 vs sublinear 0.885; char (3, 5) 0.889 vs (2, 5) 0.885 vs (1, 4) 0.887;
+    char_weight 1.0 0.885 vs 0.5 0.883 vs 0 (no char n-grams) 0.863; signals at weight 1 0.883
+    vs none 0.872 vs weight 2 0.880; trigrams (1, 3) +0.003 at twice the time and vocabulary: not worth it.
+    """
+
+    def __init__(
+        self,
+        *,
+        word_ngram_range: tuple[int, int] = (1, 2),
+        word_binary: bool = True,
+        word_min_df: int = 2,
+        word_max_features: int | None = 20_000,
+        char_ngram_range: tuple[int, int] = (3, 5),
+        char_min_df: int = 2,
+        char_max_features: int | None = 30_000,
+        char_weight: float = 1.0,
+        signal_weight: float = 1.0,
+    ) -> None:
+        self.word_ngram_range = word_ngram_range
+        self.word_binary = word_binary
+        self.word_min_df = word_min_df
+        self.word_max_features = word_max_features
+        self.char_ngram_range = char_ngram_range
+        self.char_min_df = char_min_df
+        self.char_max_features = char_max_features
+        self.char_weight = char_weight
+        self.signal_weight = signal_weight
+
+    def fit(self, X: Sequence[Comment], y: object = None) -> CommentFeatures:
+        """Learn both vocabularies and IDF weights from `X` (a sequence of Comment); return self."""
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X: Sequence[Comment], y: object = None, **fit_params: object) -> sp.csr_matrix:
+        """Fit on `X` and return its feature matrix (normalises each comment only once)."""
+        return self.fit_transform_prepared(self.prepare_many(X))
+
+    def fit_transform_prepared(self, docs: Sequence[Prepared]) -> sp.csr_matrix:
+        """Fit on already prepared comments and return their feature matrix."""
+        self._check_params()
+        self.words_ = TfidfVectorizer(
+            analyzer=prepared_terms,
+            binary=self.word_binary,
+            min_df=self.word_min_df,
+            max_features=self.word_max_features,
+            sublinear_tf=True,
+            dtype=np.float64,
+        )
+        self.chars_ = TfidfVectorizer(
+            analyzer=partial(prepared_char_ngrams, ngram_range=(self.char_ngram_range[0], self.char_ngram_range[1])),
+            min_df=self.char_min_df,
+            max_features=self.char_max_features,
+            sublinear_tf=True,
+            dtype=np.float64,
+        )
+        words = self.words_.fit_transform(docs)
+        chars = self.chars_.fit_transform(docs)
+        self.n_words_ = words.shape[1]
+        self.n_chars_ = chars.shape[1]
+        self.n_features_out_ = self.n_words_ + self.n_chars_ + len(SIGNAL_NAMES)
+        self.word_terms_ = self.words_.get_feature_names_out()
+        return self._stack(words, chars, docs)
+
+    def transform(self, X: Sequence[Comment]) -> sp.csr_matrix:
+        """Return the feature matrix of `X`; raises NotFittedError before `fit`."""
+        check_is_fitted(self, "words_")
+        return self.transform_prepared(self.prepare_many(X))
+
+    def prepare_many(self, X: Sequence[Comment]) -> list[Prepared]:
+        """Validate `X` and prepare each comment; raises TypeError for anything but Comment values."""
+        if isinstance(X, (str, Comment)):
+            raise TypeError(f"expected a sequence of Comment, found a single {type(X).__name__}")
+        docs = []
+        for item in X:
+            if not isinstance(item, Comment):
+                raise TypeError(f"expected Comment values, found {type(item).__name__}")
+            docs.append(prepare(item, self.word_ngram_range))
+        return docs
+
+    def transform_prepared(self, docs: Sequence[Prepared]) -> sp.csr_matrix:
+        """Return the feature matrix of already prepared comments."""
+        check_is_fitted(self, "words_")
+        return self._stack(self.words_.transform(docs), self.chars_.transform(docs), docs)
+
+    def row(self, doc: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        """Return (column indices, values) of one prepared comment: the same numbers as
+        `transform_prepared([doc])` without building sparse matrices (the single-comment fast path)."""
+        columns: list[int] = []
+        values: list[float] = []
+        self._add_tfidf(self.words_, set(doc.terms), 0, 1.0, columns, values)
+        self._add_tfidf(self.chars_, self.chars_.analyzer(doc), self.n_words_, self.char_weight, columns, values)
+        offset = self.n_words_ + self.n_chars_
+        for position, name in enumerate(SIGNAL_NAMES):
+            value = doc.signals[name]
+            if value:
+                columns.append(offset + position)
+                values.append(value * self.signal_weight)
+        return np.asarray(columns, dtype=np.intp), np.asarray(values, dtype=np.float64)
+
+    @staticmethod
+    def _add_tfidf(
+        vectorizer: TfidfVectorizer,
+        terms: Iterable[str],
+        offset: int,
+        weight: float,
+        columns: list[int],
+        values: list[float],
+    ) -> None:
+        """Append one l2-normalised TF-IDF row (binary or sublinear TF as the vectorizer says)."""
+        vocabulary = vectorizer.vocabulary_
+        counts: dict[int, int] = {}
+        for term in terms:
+            column = vocabulary.get(term)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        if not counts:
+            return
+        idf = vectorizer.idf_
+        row = [
+            (column, idf[column] * (1.0 if vectorizer.binary else 1.0 + math.log(count)))
+            for column, count in counts.items()
+        ]
+        norm = math.sqrt(sum(value * value for _, value in row))
+        for column, value in sorted(row):
+            columns.append(offset + column)
+            values.append(weight * value / norm)
+
+    def _stack(self, words: sp.spmatrix, chars: sp.spmatrix, docs: Sequence[Prepared]) -> sp.csr_matrix:
+        signals = np.array([[doc.signals[name] for name in SIGNAL_NAMES] for doc in docs], dtype=np.float64)
+        signals = signals.reshape(len(docs), len(SIGNAL_NAMES))
+        blocks = [words, chars * self.char_weight, sp.csr_matrix(signals * self.signal_weight)]
+        return sp.hstack(blocks, format="csr")
+
+    def _check_params(self) -> None:
+        for name in ("word_ngram_range", "char_ngram_range"):
+            low, high = getattr(self, name)
+            if not 1 <= low <= high:
+                raise ValueError(f"{name} must be (low, high) with 1 <= low <= high, found {(low, high)}")
+        for name in ("char_weight", "signal_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, found {getattr(self, name)}")
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Feature names: "word:<term>", "char:<ngram>", "signal:<name>", in column order."""
+        check_is_fitted(self, "words_")
+        names = [f"word:{t}" for t in self.word_terms_]
+        names += [f"char:{t}" for t in self.chars_.get_feature_names_out()]
+        names += [f"signal:{n}" for n in SIGNAL_NAMES]
+        return np.asarray(names, dtype=object)
+
+    def feature_kind(self, index: int) -> tuple[str, str]:
+        """Return (family, name) of column `index`: ("word", term), ("char", "") or ("signal", name)."""
+        check_is_fitted(self, "words_")
+        if index < self.n_words_:
+            return "word", str(self.word_terms_[index])
+        if index < self.n_words_ + self.n_chars_:
+            return "char", ""
+        return "signal", SIGNAL_NAMES[index - self.n_words_ - self.n_chars_]
+
+
+def build_features(**params: object) -> CommentFeatures:
+    """Return an unfitted `CommentFeatures` with the tuned defaults (override any parameter by keyword)."""
+    return CommentFeatures(**params)  # type: ignore[arg-type]
+
+
+def describe_term(term: str, doc: Prepared | None = None) -> str:
+    """Describe a word term in a moderator's words, using the comment's own spelling when `doc` has it."""
+    if term.startswith("author:"):
+        return f"author name contains '{term[7:]}'"
+    shown = _surface_of(term, doc) if doc is not None else term
+    return f"{'phrase' if ' ' in term else 'word'} '{shown}'"
+
+
+def _surface_of(term: str, doc: Prepared) -> str:
+    """Find `term` (stemmed n-gram) among the comment's tokens and return it as written."""
+    grams = term.split(" ")
+    n = len(grams)
+    stems = doc.stems
+    for i in range(len(stems) - n + 1):
+        if list(stems[i : i + n]) == grams:
+            return " ".join(doc.surface[i : i + n])
+    return term
+
+
+__all__ = [
+    "SIGNAL_NAMES",
+    "CommentFeatures",
+    "Prepared",
+    "build_features",
+    "describe_signal",
+    "describe_term",
+    "extract_signals",
+    "prepare",
+    "registered_domain",
+]
