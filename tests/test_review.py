@@ -111,10 +111,10 @@ def test_queue_lists_held_oldest_or_riskiest_first(admin, sessions):
     risky = add_comment(sessions, site_id, "new and risky", score=0.8, minutes_ago=1)
     add_comment(sessions, site_id, "already approved", decision="approve", score=0.1)
     html = admin.get("/review/").get_data(as_text=True)
-    ids = [int(i) for i in re.findall(r'<li class="card" id="c-(\d+)"', html)]
+    ids = [int(i) for i in re.findall(r'<li class="card[^"]*" id="c-(\d+)"', html)]
     assert ids == [old, risky]
     html = admin.get("/review/?sort=riskiest").get_data(as_text=True)
-    assert [int(i) for i in re.findall(r'<li class="card" id="c-(\d+)"', html)] == [risky, old]
+    assert [int(i) for i in re.findall(r'<li class="card[^"]*" id="c-(\d+)"', html)] == [risky, old]
 
 
 def test_queue_filters(admin, sessions):
@@ -288,3 +288,20 @@ def test_open_redirect_is_refused(client, sessions):
         data={"username": "alice", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/"},
     )
     assert response.headers["Location"] == "/review/"
+
+
+def test_one_address_cannot_spray_many_accounts(client, sessions, monkeypatch):
+    """Failed logins from one address across different accounts are throttled with 429."""
+    from moderation.review import auth
+
+    monkeypatch.setattr(auth, "IP_FAILURES_ALLOWED", 3)
+    add_user(sessions)
+    for name in ("a1", "a2", "a3"):
+        assert login(client, name, "wrong password!").status_code == 401
+    assert login(client).status_code == 429
+
+
+def test_unknown_comment_is_a_404_page(admin):
+    """A missing comment answers 404 with an HTML page in the UI's style."""
+    response = admin.get("/review/comments/999999")
+    assert response.status_code == 404 and "Not found" in response.get_data(as_text=True)

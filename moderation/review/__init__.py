@@ -99,9 +99,20 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+@bp.errorhandler(403)
+def _forbidden(_error: Exception) -> tuple[str, int]:
+    return render_template("review/error.html", title="Not allowed", message="This page is for admins."), 403
+
+
+@bp.errorhandler(404)
+def _not_found(_error: Exception) -> tuple[str, int]:
+    return render_template("review/error.html", title="Not found", message="There is nothing here."), 404
+
+
 @bp.errorhandler(CSRFError)
 def _csrf_error(error: CSRFError) -> tuple[str, int]:
-    return render_template("review/error.html", title="Form expired", message=error.description), 400
+    message = f"{error.description} Go back, reload the page and try again."
+    return render_template("review/error.html", title="Form expired", message=message), 400
 
 
 from . import admin, auth, stats, views  # noqa: E402  (routes attach themselves to `bp`)

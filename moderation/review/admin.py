@@ -23,11 +23,8 @@ def _site(site_id: int) -> Site:
     return site
 
 
-@bp.get("/sites")
-@admin_required
-def sites() -> str:
-    """Every site with its key hint, status and how many comments wait for review."""
-    held: dict[int, int] = {
+def _held_per_site() -> dict[int, int]:
+    return {
         site_id: count
         for site_id, count in db().execute(
             select(CommentRecord.site_id, func.count())
@@ -35,7 +32,19 @@ def sites() -> str:
             .group_by(CommentRecord.site_id)
         )
     }
-    return render_template("review/sites.html", sites=site_store.list_sites(db()), held=held, new_key=None)
+
+
+def _sites_page(new_key: tuple[Site, str] | None = None) -> str:
+    return render_template(
+        "review/sites.html", sites=site_store.list_sites(db()), held=_held_per_site(), new_key=new_key
+    )
+
+
+@bp.get("/sites")
+@admin_required
+def sites() -> str:
+    """Every site with its key hint, status and how many comments wait for review."""
+    return _sites_page()
 
 
 @bp.post("/sites")
@@ -46,11 +55,11 @@ def create_site() -> str | tuple[str, int]:
     url = request.form.get("url", "").strip()[:500]
     if not name:
         flash("A site needs a name.", "error")
-        return render_template("review/sites.html", sites=site_store.list_sites(db()), held={}, new_key=None), 400
+        return _sites_page(), 400
     site, key = site_store.create_site(db(), name, url)
     db().add(AuditEvent(actor=g.user.username, action="site.create.ui", site_id=site.id, detail={"name": name}))
     db().commit()
-    return render_template("review/sites.html", sites=site_store.list_sites(db()), held={}, new_key=(site, key))
+    return _sites_page((site, key))
 
 
 @bp.get("/sites/<int:site_id>")

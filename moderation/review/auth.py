@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import threading
+import time
+from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import abort, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from ..errors import AccountLockedError, LoginError
@@ -16,6 +19,31 @@ from ..users import authenticate
 from . import bp, db
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Per-account lockout (users.authenticate) stops guessing one password; this stops one address trying a
+# few passwords on every account. Counted per process: with N workers an address gets N times the budget,
+# still a handful of guesses per minute rather than thousands.
+IP_FAILURES_ALLOWED = 20
+IP_WINDOW_SECONDS = 900
+_failures_lock = threading.Lock()
+
+
+def _ip_throttled(address: str, *, failed: bool = False) -> bool:
+    """Whether `address` has used up its failed-login budget (recording one more failure if `failed`)."""
+    now = time.monotonic()
+    with _failures_lock:
+        failures: dict[str, deque[float]] = current_app.extensions.setdefault(
+            "review_login_failures", defaultdict(deque)
+        )
+        recent = failures[address]
+        while recent and recent[0] < now - IP_WINDOW_SECONDS:
+            recent.popleft()
+        if failed:
+            recent.append(now)
+        if not recent:
+            del failures[address]
+            return False
+        return len(recent) >= IP_FAILURES_ALLOWED
 
 
 @bp.before_request
@@ -74,11 +102,16 @@ def login() -> str | Response | tuple[str, int]:
         return render_template("review/login.html", next=next_url, username="")
     username = request.form.get("username", "")[:150]
     password = request.form.get("password", "")
+    address = request.remote_addr or ""
+    if _ip_throttled(address):
+        error = "too many failed logins from your address: try again in a few minutes"
+        return render_template("review/login.html", next=next_url, username=username, error=error), 429
     try:
         user = authenticate(db(), username, password)
     except AccountLockedError as exc:
         return render_template("review/login.html", next=next_url, username=username, error=str(exc)), 429
     except LoginError as exc:
+        _ip_throttled(address, failed=True)
         return render_template("review/login.html", next=next_url, username=username, error=str(exc)), 401
     session.clear()  # a new session id on login: nothing from before survives (no session fixation)
     session.permanent = True

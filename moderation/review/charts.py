@@ -15,32 +15,32 @@ WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
 
 
-def _nice_max(value: float) -> float:
-    """A round axis maximum at or above `value` (1, 2, 5 × 10^n)."""
-    if value <= 0:
-        return 1.0
-    step = 1.0
-    while step * 10 <= value:
-        step *= 10
-    for factor in (1, 2, 5, 10):
-        if value <= step * factor:
-            return step * factor
-    return step * 10
+def _nice_top(value: float, *, percent: bool) -> float:
+    """An axis maximum at or above `value` whose quarters are round numbers (gridlines at 0, ¼, ½, ¾, 1)."""
+    if percent:
+        return next(top for top in (0.2, 0.4, 0.6, 0.8, 1.0) if value <= top + 1e-9) if value <= 1 else 1.0
+    magnitude = 1.0
+    while True:
+        factors = (1.0, 2.0, 5.0) if magnitude < 10 else (1.0, 2.0, 2.5, 5.0)  # quarters stay whole numbers
+        for factor in factors:
+            if magnitude * factor * 4 >= value:
+                return magnitude * factor * 4
+        magnitude *= 10
 
 
-def _frame(title: str, labels: Sequence[str], top: float, percent: bool) -> list[str]:
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+def _frame(title: str, labels: Sequence[str], top: float, percent: bool, width: int) -> list[str]:
+    plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+        f'<svg class="chart" viewBox="0 0 {width} {HEIGHT}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
     for i in range(5):
         value = top * i / 4
         y = TOP + plot_h - plot_h * i / 4
-        text = f"{value:.0%}" if percent else (f"{value:,.0f}" if top >= 4 else f"{value:.1f}")
-        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        text = f"{value:.0%}" if percent else f"{value:,.0f}"
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>')
-    every = max(1, -(-len(labels) // 8))
+    every = max(1, -(-len(labels) // (8 if width >= 600 else 5)))
     slot = plot_w / max(1, len(labels))
     for i, label in enumerate(labels):
         if i % every == 0:
@@ -56,13 +56,15 @@ def stacked_bars(
     labels: Sequence[str],
     series: Mapping[str, Sequence[float]],
     names: Mapping[str, str] | None = None,
+    *,
+    width: int = WIDTH,
 ) -> Markup:
     """Bars per label (e.g. day), stacked by series (e.g. decision); `names` maps a series' CSS name to
     the words in its tooltips. Empty input draws an empty frame."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(labels))]
-    top = _nice_max(max(totals, default=0))
-    parts = _frame(title, labels, top, percent=False)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    top = _nice_top(max(totals, default=0), percent=False)
+    parts = _frame(title, labels, top, percent=False, width=width)
+    plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(labels))
     bar = max(1.0, slot * 0.72)
     for i, label in enumerate(labels):
@@ -82,14 +84,19 @@ def stacked_bars(
     return Markup("".join(parts))  # noqa: S704 - every value interpolated above went through escape()
 
 
-def lines(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float | None]], *, percent: bool) -> Markup:
+def lines(
+    title: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    percent: bool,
+    width: int = WIDTH,
+) -> Markup:
     """One polyline per series with a dot per point; None leaves a gap (no data that day)."""
     values = [v for vs in series.values() for v in vs if v is not None]
-    top = 1.0 if percent else _nice_max(max(values, default=0))
-    if percent and values and max(values) < 0.5:
-        top = _nice_max(max(values) * 100) / 100
-    parts = _frame(title, labels, top, percent=percent)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    top = _nice_top(max(values, default=0), percent=percent)
+    parts = _frame(title, labels, top, percent=percent, width=width)
+    plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(labels))
     for name, points in series.items():
         segment: list[str] = []

@@ -24,6 +24,7 @@ from .auth import login_required
 
 DECISIONS = ("approve", "hold", "spam", "discard")
 PERIODS = (7, 30, 90)
+HALF = 460  # viewBox width of the charts drawn two to a row, so their text stays readable
 
 
 def _day(value: Any) -> str:
@@ -132,24 +133,29 @@ def stats() -> str:
     model_classes = {name: f"model{i}" for i, name in enumerate(model_names)}
     chart = {
         "volume": charts.stacked_bars("Comments per day by automatic decision", figures.days, figures.by_decision),
-        "spam_rate": charts.lines("Spam rate per day", figures.days, {"spam": figures.spam_rate}, percent=True),
+        "spam_rate": charts.lines(
+            "Spam rate per day", figures.days, {"spam": figures.spam_rate}, percent=True, width=HALF
+        ),
         "workload": charts.lines(
             "Held for review and reviewed per day",
             figures.days,
             {"hold": [float(v) for v in figures.held], "reviewed": [float(v) for v in figures.reviewed]},
             percent=False,
+            width=HALF,
         ),
         "overturns": charts.lines(
             "Share of moderator reviews that overturned the automatic decision",
             figures.days,
             {"overturned": figures.overturn_rate},
             percent=True,
+            width=HALF,
         ),
         "models": charts.stacked_bars(
             "Comments per day by model version",
             figures.days,
             {model_classes[name]: figures.by_model[name] for name in model_names},
             {css: name for name, css in model_classes.items()},
+            width=HALF,
         ),
     }
     return render_template(
