@@ -63,8 +63,8 @@ _HREF = re.compile(r"""\bhref\s{0,10}=\s{0,10}(?:"([^"]{0,2000})"|'([^']{0,2000}
 _BLOCK_TAGS = frozenset({"br", "p", "div", "li", "tr", "td", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6"})
 
 # Runs of one non-digit, non-space character: "soooo" → "soo", "!!!!!" → "!!". Digits are left
-# alone so phone numbers and amounts survive.
-_REPEAT = re.compile(r"([^\d\s])\1{2,}")
+# alone so phone numbers and amounts survive, and "w" so "www." stays a web address.
+_REPEAT = re.compile(r"([^\d\sWw])\1{2,}")
 _SPACE = re.compile(r"\s+")
 
 # URLs with a scheme or "www.", then bare domains on TLDs spammers and sites commonly use.

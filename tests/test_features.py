@@ -1,0 +1,193 @@
+"""Signals, their descriptions, and the CommentFeatures transformer's scikit-learn contract."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from datetime import UTC, datetime, timedelta
+
+import joblib
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from moderation.comment import Comment
+from moderation.features import SIGNAL_NAMES, CommentFeatures, build_features, describe_signal, extract_signals
+
+
+def _comments(corpus):
+    return [example.comment for example in corpus]
+
+
+def test_signals_cover_every_name_and_default_to_zero():
+    """A plain comment yields every signal name, all zero except shape ones."""
+    signals = extract_signals(Comment("Nice write-up, thank you."))
+    assert set(signals) == set(SIGNAL_NAMES)
+    assert signals["url_count"] == 0.0
+    assert signals["user_agent_missing"] == 0.0
+
+
+def test_url_signals():
+    """Shorteners, IP hosts, suspicious TLDs, distinct domains and mismatched link text are counted."""
+    comment = Comment(
+        "Win http://bit.ly/a and http://tinyurl.com/b or http://10.0.0.1/x "
+        '<a href="http://evil.xyz/login">www.paypal.com</a>'
+    )
+    signals = extract_signals(comment)
+    assert signals["url_count"] == pytest.approx(math.log1p(4))
+    assert signals["url_shortener"] == pytest.approx(math.log1p(2))
+    assert signals["url_ip_host"] == pytest.approx(math.log1p(1))
+    assert signals["url_suspicious_tld"] == pytest.approx(math.log1p(1))
+    assert signals["url_text_mismatch"] == pytest.approx(math.log1p(1))
+    assert signals["url_domains"] == pytest.approx(math.log1p(4))
+    assert describe_signal("url_shortener", signals["url_shortener"]) == "2 links to a URL shortener"
+
+
+def test_contact_signals():
+    """Emails, phone numbers and messenger mentions are found in the text."""
+    signals = extract_signals(Comment("Mail me at deals@example.com or WhatsApp +44 7700 900123, Telegram @cryptoking"))
+    assert signals["email_count"] == pytest.approx(math.log1p(1))
+    assert signals["phone_count"] == pytest.approx(math.log1p(1))
+    assert signals["messenger_mention"] == pytest.approx(math.log1p(2))
+    assert signals["handle_count"] == pytest.approx(math.log1p(1))
+
+
+def test_author_signals():
+    """Keyword-stuffed names, URLs in names, author URL TLDs and email domains become signals."""
+    stuffed = extract_signals(
+        Comment(
+            "hi", author_name="Best Cheap Casino Bonus 2024", author_url="http://win.top", author_email="a@yopmail.com"
+        )
+    )
+    assert stuffed["author_many_words"] == 1.0
+    assert stuffed["author_commercial"] == pytest.approx(math.log1p(3))
+    assert stuffed["author_digits"] == 1.0
+    assert stuffed["author_url_present"] == 1.0
+    assert stuffed["author_url_suspicious_tld"] == 1.0
+    assert stuffed["author_email_disposable"] == 1.0
+    named = extract_signals(Comment("hi", author_name="Marie Curie", author_email="marie@gmail.com"))
+    assert named["author_many_words"] == 0.0 and named["author_commercial"] == 0.0
+    assert named["author_email_free"] == 1.0
+    assert extract_signals(Comment("hi", author_name="visit shop.com"))["author_url_in_name"] == 1.0
+
+
+def test_user_agent_missing_only_when_sent_empty():
+    """An empty user agent is a signal; an unknown one (None) is not."""
+    assert extract_signals(Comment("hi", user_agent=""))["user_agent_missing"] == 1.0
+    assert extract_signals(Comment("hi", user_agent=None))["user_agent_missing"] == 0.0
+
+
+def test_seconds_to_submit_buckets():
+    """Time from form render to submit falls into one bucket, and none when unknown."""
+    rendered = datetime(2026, 1, 1, tzinfo=UTC)
+    fast = extract_signals(Comment("hi", rendered_at=rendered, submitted_at=rendered + timedelta(seconds=1)))
+    assert fast["submit_under_3s"] == 1.0 and fast["submit_3_to_10s"] == 0.0
+    stale = extract_signals(Comment("hi", rendered_at=rendered, submitted_at=rendered + timedelta(hours=2)))
+    assert stale["submit_over_1h"] == 1.0
+    assert extract_signals(Comment("hi"))["submit_under_3s"] == 0.0
+
+
+def test_shape_signals():
+    """Caps ratio, emoji density, digit ratio and length buckets describe the text's shape."""
+    signals = extract_signals(Comment("BUY NOW 😀😀 100"))
+    assert signals["caps_ratio"] == 1.0
+    assert 0 < signals["emoji_density"] <= 1
+    assert 0 < signals["digit_ratio"] < 1
+    assert signals["length_short"] == 1.0
+    assert extract_signals(Comment("word " * 300))["length_very_long"] == 1.0
+
+
+def test_describe_signal_in_words():
+    """Every signal has a description; unknown names raise KeyError."""
+    for name in SIGNAL_NAMES:
+        assert describe_signal(name, math.log1p(3)).strip()
+    assert describe_signal("url_count", math.log1p(1)) == "1 link"
+    assert describe_signal("phone_count", math.log1p(2)) == "2 phone numbers in the text"
+    with pytest.raises(KeyError):
+        describe_signal("no_such_signal", 1.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(content=st.text(max_size=2000), author=st.text(max_size=200), email=st.text(max_size=50))
+def test_signals_never_raise_and_stay_bounded(content, author, email):
+    """On arbitrary fields, every signal is finite and within [0, log1p(MAX_CHARS)]."""
+    signals = extract_signals(Comment(content, author_name=author, author_email=email, author_url=author))
+    assert set(signals) == set(SIGNAL_NAMES)
+    assert all(0.0 <= value <= math.log1p(20_000) for value in signals.values())
+
+
+def test_not_fitted_error_before_fit():
+    """Transforming before fitting raises scikit-learn's NotFittedError."""
+    with pytest.raises(NotFittedError):
+        CommentFeatures().transform([Comment("hello")])
+
+
+def test_rejects_anything_but_comments():
+    """Strings instead of Comment values are refused with a TypeError that says what was found."""
+    with pytest.raises(TypeError, match="str"):
+        build_features().fit(["plain text"])
+
+
+def test_fit_twice_gives_same_result(tiny_corpus):
+    """Fitting twice on the same data gives the same matrix."""
+    comments = _comments(tiny_corpus)
+    features = build_features(word_min_df=1, char_min_df=1)
+    first = features.fit(comments).transform(comments).toarray()
+    second = features.fit(comments).transform(comments).toarray()
+    np.testing.assert_array_equal(first, second)
+
+
+def test_fit_transform_matches_transform_and_row(tiny_corpus):
+    """fit_transform, transform and the single-row fast path give the same numbers."""
+    comments = _comments(tiny_corpus)
+    features = build_features(word_min_df=1, char_min_df=1)
+    fitted = features.fit_transform(comments).toarray()
+    np.testing.assert_allclose(fitted, features.transform(comments).toarray())
+    for i, doc in enumerate(features.prepare_many(comments)):
+        columns, values = features.row(doc)
+        dense = np.zeros(features.n_features_out_)
+        dense[columns] = values
+        np.testing.assert_allclose(dense, fitted[i], atol=1e-12)
+
+
+def test_clone_gives_unfitted_copy_with_same_params(tiny_corpus):
+    """sklearn.base.clone copies parameters and leaves the copy unfitted."""
+    features = build_features(char_weight=0.5).fit(_comments(tiny_corpus))
+    copy = clone(features)
+    assert copy.get_params() == features.get_params()
+    with pytest.raises(NotFittedError):
+        copy.transform([Comment("hello")])
+
+
+@pytest.mark.parametrize("dump", ["pickle", "joblib"])
+def test_pickle_round_trip_gives_identical_matrix(tiny_corpus, tmp_path, dump):
+    """A pickled or joblib-saved transformer transforms exactly as the original."""
+    comments = _comments(tiny_corpus)
+    features = build_features(word_min_df=1).fit(comments)
+    if dump == "pickle":
+        restored = pickle.loads(pickle.dumps(features))
+    else:
+        joblib.dump(features, tmp_path / "features.joblib")
+        restored = joblib.load(tmp_path / "features.joblib")
+    np.testing.assert_array_equal(restored.transform(comments).toarray(), features.transform(comments).toarray())
+
+
+def test_feature_names_and_kinds(tiny_corpus):
+    """Feature names cover every column, and column kinds read back as word, char or signal."""
+    features = build_features(word_min_df=1).fit(_comments(tiny_corpus))
+    names = features.get_feature_names_out()
+    assert len(names) == features.n_features_out_
+    assert names[-1] == f"signal:{SIGNAL_NAMES[-1]}"
+    assert features.feature_kind(0)[0] == "word"
+    assert features.feature_kind(features.n_words_) == ("char", "")
+    assert features.feature_kind(features.n_features_out_ - 1) == ("signal", SIGNAL_NAMES[-1])
+    assert any(name.startswith("word:author:") for name in names)
+
+
+def test_invalid_params_raise_on_fit(tiny_corpus):
+    """A nonsensical n-gram range is refused at fit time, with the value found in the message."""
+    with pytest.raises(ValueError, match=r"\(3, 1\)"):
+        build_features(char_ngram_range=(3, 1)).fit(_comments(tiny_corpus))

@@ -1,0 +1,114 @@
+"""Normalisation, link extraction and tokenisation of attacker-controlled text."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moderation.text import MAX_CHARS, Link, extract_links, normalize, tokenize
+
+
+def test_zero_width_and_bom_removed():
+    """Zero-width spaces, joiners, bidi controls and BOMs vanish, so split words join up again."""
+    assert normalize("vi\u200bag\u200dra\u202e now\ufeff") == "viagra now"
+
+
+def test_cyrillic_lookalikes_folded_in_latin_word():
+    """Cyrillic letters hidden inside a Latin word fold to their Latin look-alikes."""
+    assert normalize("Free с\u0430sino bonus") == "Free casino bonus"
+    assert normalize("P\u0430yP\u0430l") == "PayPal"
+
+
+def test_real_russian_and_greek_sentences_unchanged():
+    """Words written wholly in another script are real text and stay as they are."""
+    russian = "Привет, как дела? Это настоящий текст о погоде."
+    greek = "Καλημέρα κόσμε, τι κάνεις;"
+    assert normalize(russian) == russian
+    assert normalize(greek) == greek
+
+
+def test_mathematical_bold_and_fullwidth_letters_folded():
+    """NFKC turns mathematical bold and fullwidth letters into plain ones."""
+    assert normalize("𝐛𝐨𝐥𝐝 ＣＡＳＩＮＯ") == "bold CASINO"
+
+
+def test_entities_decoded_and_tags_stripped_with_link_target_kept():
+    """Entities decode, tags go, and a link's target follows its text."""
+    text = 'Visit <a href="http://x.example/p?a=1&amp;b=2">my <b>shop</b></a>&nbsp;&amp; save<br />now'
+    assert normalize(text) == "Visit my shop http://x.example/p?a=1&b=2 & save now"
+
+
+def test_entity_encoded_invisible_character_removed():
+    """An invisible character smuggled in as an entity is removed after decoding."""
+    assert normalize("cas&#8203;ino") == "casino"
+
+
+def test_repeated_characters_squashed_but_digits_kept():
+    """Runs of a letter or mark shrink to two; runs of digits (phone numbers, amounts) stay."""
+    assert normalize("soooooo good!!!!!! win $10000") == "soo good!! win $10000"
+
+
+def test_whitespace_collapsed():
+    """Tabs, newlines and repeated spaces become single spaces, trimmed at the ends."""
+    assert normalize("  a\t\tb\n\n c  ") == "a b c"
+
+
+def test_extract_links_from_html_and_bare_text():
+    """Anchors keep their text; bare URLs and bare domains are found with their hosts."""
+    links = extract_links('<a href="http://evil.xyz/p">www.paypal.com</a> see http://bit.ly/abc, or MyShop.com/x.')
+    assert links == [
+        Link("http://evil.xyz/p", "evil.xyz", "www.paypal.com"),
+        Link("http://bit.ly/abc", "bit.ly", ""),
+        Link("MyShop.com/x", "myshop.com", ""),
+    ]
+
+
+def test_extract_links_ip_host_and_no_false_domain():
+    """An IP-address host is read as such, and ordinary words with dots are not links."""
+    links = extract_links("go to http://192.168.10.1:8080/login now, e.g. see file.py")
+    assert [link.host for link in links] == ["192.168.10.1"]
+
+
+def test_tokenize_lowercases_stems_and_keeps_url_hosts():
+    """Tokens are lowercased and stemmed; a URL becomes its host; emoji are tokens."""
+    tokens = tokenize(normalize("Subscribing to my CHANNELS http://www.Bit.ly/abc 😀"))
+    assert tokens == ["subscrib", "to", "my", "channel", "bit.ly", "😀"]
+
+
+def test_normalize_caps_length():
+    """Only the first MAX_CHARS characters are read."""
+    assert len(normalize("ab " * MAX_CHARS)) <= MAX_CHARS
+
+
+def test_pathological_inputs_stay_fast():
+    """Inputs built to make backtracking regexes blow up are handled in well under a second each."""
+    nasty = [
+        "<a " * 10_000,
+        "a." * 15_000,
+        "<a href='" + "x" * 30_000,
+        "@" * 30_000,
+        "-" * 10_000 + "@",
+        "http://" + "a" * 30_000,
+        "+1 " * 10_000,
+        "&#" * 15_000,
+    ]
+    for text in nasty:
+        started = time.perf_counter()
+        normalize(text)
+        extract_links(text)
+        tokenize(text)
+        assert time.perf_counter() - started < 1.0, text[:20]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=3000))
+def test_normalize_and_links_never_raise_and_stay_bounded(text):
+    """On arbitrary Unicode, normalisation and link extraction return bounded results without raising."""
+    normalized = normalize(text)
+    assert len(normalized) <= 2 * MAX_CHARS
+    assert normalize(normalized) == normalize(normalized)
+    for link in extract_links(text):
+        assert isinstance(link.host, str)
+    assert all(token == token.lower() for token in tokenize(normalized))
