@@ -1,0 +1,160 @@
+"""The spam model: training, calibrated scores, clues in words, thresholds, persistence, baseline."""
+
+from __future__ import annotations
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from conftest import TINY_CORPUS
+from sklearn.base import clone
+from sklearn.metrics import matthews_corrcoef
+
+from moderation.classifier import SpamModel, Thresholds, platt_scaling, train_baseline, train_model
+from moderation.comment import Comment, Decision, Label, LabelledComment
+from moderation.errors import DataError
+
+SPAMMY = Comment("Check out my channel http://bit.ly/xyz and subscribe please!!!", author_name="Best Music Promo")
+HAMMY = Comment("Thanks for taking the time to write this, the explanation was clear.", author_name="Lee")
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A model trained once on the tiny inline corpus."""
+    return train_model(TINY_CORPUS, version="tiny-1")
+
+
+def test_scores_are_probabilities_that_separate_obvious_cases(model):
+    """An obvious spam scores above an obvious ham, both strictly between 0 and 1."""
+    spam, ham = model.score(SPAMMY), model.score(HAMMY)
+    assert 0.0 < ham.probability < 0.5 < spam.probability < 1.0
+    assert spam.model_version == "tiny-1"
+
+
+def test_clues_are_in_moderator_words(model):
+    """Spam clues are phrases, words and signals in plain words, never raw character n-grams."""
+    clues = model.score(SPAMMY).clues
+    texts = [clue.text for clue in clues]
+    assert clues and all(clue.weight > 0 for clue in clues)
+    assert any(text.startswith(("phrase '", "word '")) for text in texts)
+    assert any(text in {"1 link", "1 link to a URL shortener", "1 different linked site"} for text in texts)
+    assert not any(clue.feature.startswith("char:") for clue in clues)
+    assert [clue.weight for clue in clues] == sorted((clue.weight for clue in clues), reverse=True)
+
+
+def test_phrases_show_the_comment_own_spelling(model):
+    """A stemmed n-gram is shown as the commenter wrote it ("subscribe", not "subscrib")."""
+    texts = [clue.text for clue in model.score(SPAMMY).clues]
+    assert all("subscrib'" not in text for text in texts)
+
+
+def test_ham_clues_have_negative_weight(model):
+    """A clean comment's strongest clues pull towards ham, with negative weights."""
+    clues = model.score(HAMMY).clues
+    assert any(clue.weight < 0 for clue in clues)
+
+
+def test_clue_weights_add_up_to_the_score(model):
+    """The contributions are exact: all of them plus the intercept give the calibrated log-odds."""
+    doc = model.features.prepare_many([SPAMMY])[0]
+    columns, values = model.features.row(doc)
+    slope, intercept = model.calibration
+    log_odds = slope * (float((values * model.classifier.coef_[0][columns]).sum()) + model.classifier.intercept_[0])
+    probability = 1 / (1 + np.exp(-(log_odds + intercept)))
+    assert model.score(SPAMMY).probability == pytest.approx(probability)
+
+
+def test_score_matches_batch_probabilities(model, tiny_corpus):
+    """The single-comment fast path and the batch path give the same probabilities."""
+    comments = [example.comment for example in tiny_corpus]
+    batch = model.predict_proba(comments)
+    single = [score.probability for score in model.score_many(comments)]
+    np.testing.assert_allclose(single, batch, rtol=1e-9)
+
+
+@pytest.mark.parametrize("dump", ["pickle", "joblib"])
+def test_round_trip_gives_identical_scores(model, tmp_path, dump):
+    """A pickled or joblib-saved model scores exactly as the original, clues included."""
+    if dump == "pickle":
+        restored = pickle.loads(pickle.dumps(model))
+    else:
+        joblib.dump(model, tmp_path / "model.joblib")
+        restored = joblib.load(tmp_path / "model.joblib")
+    assert isinstance(restored, SpamModel)
+    assert restored.score(SPAMMY) == model.score(SPAMMY)
+    assert restored.score(HAMMY) == model.score(HAMMY)
+    assert restored.thresholds == model.thresholds
+
+
+def test_training_is_deterministic(tiny_corpus):
+    """Training twice on the same data gives the same scores."""
+    first = train_model(tiny_corpus, version="a").predict_proba([SPAMMY, HAMMY])
+    second = train_model(tiny_corpus, version="b").predict_proba([SPAMMY, HAMMY])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_training_needs_both_classes(tiny_corpus):
+    """Too few examples of a class is a DataError that says what was found."""
+    only_spam = [example for example in tiny_corpus if example.label is Label.SPAM]
+    with pytest.raises(DataError, match="found 8 spam and 0 ham"):
+        train_model(only_spam)
+    with pytest.raises(DataError):
+        train_model([])
+
+
+def test_thresholds_decide_and_validate():
+    """Thresholds map probabilities to the four decisions and refuse an inconsistent order."""
+    thresholds = Thresholds(hold=0.3, spam=0.8, discard=0.97)
+    assert [thresholds.decide(p) for p in (0.1, 0.3, 0.9, 0.99)] == [
+        Decision.APPROVE,
+        Decision.HOLD,
+        Decision.SPAM,
+        Decision.DISCARD,
+    ]
+    with pytest.raises(ValueError, match=r"hold=0\.9"):
+        Thresholds(hold=0.9, spam=0.5, discard=0.99)
+
+
+def test_platt_scaling_stays_finite_on_separable_scores():
+    """Perfectly separated scores give a finite slope and probabilities short of certainty."""
+    decision = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
+    slope, intercept = platt_scaling(decision, np.array([0, 0, 0, 1, 1, 1]))
+    assert 0 < slope < 20
+    assert abs(intercept) < 1
+
+
+def test_baseline_is_a_clonable_pipeline(tiny_corpus):
+    """The plain TF-IDF baseline trains on comments, predicts probabilities and clones."""
+    baseline = train_baseline(tiny_corpus)
+    assert baseline.predict_proba([SPAMMY, HAMMY]).shape == (2, 2)
+    clone(baseline).fit(
+        [example.comment for example in tiny_corpus], [example.label is Label.SPAM for example in tiny_corpus]
+    )
+    restored = pickle.loads(pickle.dumps(baseline))
+    np.testing.assert_array_equal(restored.predict_proba([SPAMMY]), baseline.predict_proba([SPAMMY]))
+
+
+@pytest.mark.corpora
+@pytest.mark.slow
+def test_beats_baseline_on_an_unseen_video(corpora_dir):
+    """Trained on four YouTube videos, the model beats the baseline's MCC on the fifth."""
+    import csv
+
+    examples = []
+    for path in sorted((corpora_dir / "youtube-spam-collection").glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                label = Label.SPAM if row["CLASS"] == "1" else Label.HAM
+                comment = Comment(row["CONTENT"], author_name=row["AUTHOR"])
+                examples.append(LabelledComment(comment, label, "youtube", path.stem))
+    held_out = "Youtube05-Shakira"
+    train = [example for example in examples if example.group != held_out]
+    seen = {example.comment.content for example in train}
+    test = [example for example in examples if example.group == held_out and example.comment.content not in seen]
+    y = [example.label is Label.SPAM for example in test]
+    comments = [example.comment for example in test]
+    ours = matthews_corrcoef(y, train_model(train).predict_proba(comments) >= 0.5)
+    base = matthews_corrcoef(y, train_baseline(train).predict_proba(comments)[:, 1] >= 0.5)
+    assert ours > base
+    assert ours > 0.85
