@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import click
 from sqlalchemy.orm import Session
@@ -78,8 +79,12 @@ def list_() -> None:
 
     try:
         with _session() as session:
+            now = datetime.now(UTC)
             for user in list_users(session):
-                locked = " (locked)" if user.locked_until is not None else ""
+                until = user.locked_until
+                if until is not None and until.tzinfo is None:
+                    until = until.replace(tzinfo=UTC)  # SQLite returns naive UTC datetimes
+                locked = f" (locked until {until:%H:%M} UTC)" if until is not None and until > now else ""
                 click.echo(f"{user.username}\t{user.role}{locked}")
     except ModerationError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -20,13 +20,32 @@ def _sites() -> list[Site]:
     return list(db().scalars(select(Site).order_by(Site.name)))
 
 
-def _wake_deliveries() -> None:
-    """Send queued callbacks from this process's worker thread, never in the request."""
-    worker = current_app.extensions.get("review_webhooks")
+def _worker() -> webhooks.DeliveryWorker | None:
+    """This process's callback sender, or None under the test client (TESTING): tests drive
+    `webhooks.deliver_due` themselves, and a thread would outlive the test's temporary database."""
+    if current_app.testing:
+        return None
+    worker: webhooks.DeliveryWorker | None = current_app.extensions.get("review_webhooks")
     if worker is None:
         worker = webhooks.DeliveryWorker(current_app.extensions["moderation"].sessions)
         current_app.extensions["review_webhooks"] = worker
-    worker.wake()
+    return worker
+
+
+@bp.before_request
+def _start_deliveries() -> None:
+    # Started with the first page a moderator opens, so retries due after a restart go out even before
+    # anyone decides anything; cron's `moderation webhooks deliver` covers processes nobody visits.
+    worker = _worker()
+    if worker is not None:
+        worker.start()
+
+
+def _wake_deliveries() -> None:
+    """Send queued callbacks now, from this process's worker thread, never in the request."""
+    worker = _worker()
+    if worker is not None:
+        worker.wake()
 
 
 def comment_view(comment: CommentRecord) -> dict[str, Any]:

@@ -87,7 +87,7 @@
     var target = hash ? document.getElementById(hash.slice(1)) : null;
     var index = target ? list.indexOf(target) : -1;
     if (index >= 0) focusCard(index);
-    else if (document.querySelector("#queue-form")) {
+    else if (document.querySelector("#queue-form") || list.length === 1) {
       current = 0;
       list[0].classList.add("current");
     }
