@@ -53,6 +53,30 @@ COMMENTS = [
 ]
 
 
+def worker_cpu_seconds(parent: int) -> float:
+    """User + system CPU seconds used so far by `parent`'s child processes (the gunicorn workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:  # fields[1] is the parent pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def measured(parent: int, run) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Run a load phase and add the workers' CPU milliseconds per request to its figures."""
+    before = worker_cpu_seconds(parent)
+    result = run()
+    spent = worker_cpu_seconds(parent) - before
+    requests = result.get("requests") or result["rps"] * result.get("seconds", 1)
+    result["worker_cpu_ms_per_request"] = round(spent * 1000 / max(requests, 1), 3)
+    return result
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -161,7 +185,10 @@ def run_wrk(url: str, seconds: int, connections: int, script: Path | None = None
     if script:
         cmd += ["-s", str(script)]
     output = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
+    result = parse_wrk(output)
+    found = re.search(r"(\d+) requests in", output)
+    result["requests"] = float(found.group(1)) if found else 0.0
+    return result
 
 
 def run_python_closed(
@@ -313,12 +340,18 @@ def main() -> None:
             bodies_file.write_text("\n".join(payloads) + "\n")
             script = tmp / "check.lua"
             script.write_text(WRK_LUA % {"path": bodies_file, "key": key})
-            healthz = run_wrk(f"{base}/healthz", args.seconds, args.connections)
-            checks = run_wrk(check_url, args.seconds, args.connections, script)
+            healthz = measured(server.pid, lambda: run_wrk(f"{base}/healthz", args.seconds, args.connections))
+            checks = measured(server.pid, lambda: run_wrk(check_url, args.seconds, args.connections, script))
         else:
-            healthz = run_python_closed(f"{base}/healthz", args.seconds, args.connections, key, None)
-            checks = run_python_closed(check_url, args.seconds, args.connections, key, payloads)
-        paced = run_open_loop(check_url, args.seconds, args.rate, args.connections, key, payloads)
+            healthz = measured(
+                server.pid, lambda: run_python_closed(f"{base}/healthz", args.seconds, args.connections, key, None)
+            )
+            checks = measured(
+                server.pid, lambda: run_python_closed(check_url, args.seconds, args.connections, key, payloads)
+            )
+        paced = measured(
+            server.pid, lambda: run_open_loop(check_url, args.seconds, args.rate, args.connections, key, payloads)
+        )
         report = {
             "database": args.database,
             "workers": args.workers,
@@ -330,6 +363,7 @@ def main() -> None:
             "check_to_healthz_ratio": round(checks["rps"] / healthz["rps"], 3),
             f"check_open_loop_{int(args.rate)}_per_s": paced,
             "cpus": os.cpu_count(),
+            "load_average_after": os.getloadavg(),
         }
         print(json.dumps(report, indent=2))
     finally:

@@ -11,8 +11,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from .comment import Comment, Verdict
 from .errors import ConfigError, StoreError
@@ -22,6 +23,10 @@ from .rules import fingerprint, history_hits, stateless_hits
 from .schema import AuditEvent, CommentRecord, Site
 
 log = logging.getLogger(__name__)
+
+# Built once: constructing a statement costs more than executing it on this hot path.
+_INSERT_COMMENT = insert(CommentRecord).returning(CommentRecord.id)
+_INSERT_AUDIT = insert(AuditEvent)
 
 
 def site_settings(site: Site) -> SiteSettings:
@@ -65,7 +70,7 @@ def check_comment(
         hits += history_hits(session, site_id, comment, settings, content_hash=content_hash, now=now)
         score = model.score(comment) if model is not None else None
         verdict = decide(score, hits, settings, getattr(model, "thresholds", None))
-        record = CommentRecord(
+        values = dict(
             site_id=site_id,
             created_at=now,
             source=source,
@@ -91,24 +96,30 @@ def check_comment(
             model_version=verdict.model_version,
             status=verdict.decision.value,
             status_changed_at=now,
+            purged_at=None,
         )
+        # Core inserts: on this hot path the ORM's unit of work costs more than the rows. The record is
+        # then attached as an already-persistent object, so callers can label it and lazy-load its labels.
+        comment_id = session.execute(_INSERT_COMMENT, values).scalar_one()
+        record = CommentRecord(id=comment_id, **values)
+        make_transient_to_detached(record)
         session.add(record)
-        session.flush()
-        session.add(
-            AuditEvent(
-                at=now,
-                actor=f"site:{site_id}",
-                action="comment.check",
-                site_id=site_id,
-                comment_id=record.id,
-                detail={
+        session.execute(
+            _INSERT_AUDIT,
+            {
+                "at": now,
+                "actor": f"site:{site_id}",
+                "action": "comment.check",
+                "site_id": site_id,
+                "comment_id": record.id,
+                "detail": {
                     "decision": verdict.decision.value,
                     "score": record.score,
                     "rules": list(verdict.rules),
                     "model_version": verdict.model_version,
                     "source": source,
                 },
-            )
+            },
         )
         session.commit()
     except SQLAlchemyError as exc:

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, bindparam, distinct, false, func, select
 from sqlalchemy.orm import Session
 
 from .comment import Comment, Decision
 from .policy import RuleHit, SiteSettings
-from .schema import CommentRecord
+from .schema import CommentRecord, UTCDateTime
 
 
 def fingerprint(content: str) -> str:
@@ -104,68 +106,78 @@ def history_hits(
     content_hash: str,
     now: datetime,
 ) -> list[RuleHit]:
-    """The rules that look at the site's earlier comments: trusted commenters, duplicates, floods."""
-    hits: list[RuleHit] = []
+    """The rules that look at the site's earlier comments: trusted commenters, duplicates, floods.
+
+    One round trip: each rule's count is a scalar subquery of a single SELECT (a check is latency-bound).
+    """
     email = comment.author_email.strip().lower()
-    if email and settings.trusted_min_approved > 0:
-        rows = session.execute(
-            select(CommentRecord.status, func.count())
-            .where(
-                CommentRecord.site_id == site_id,
-                CommentRecord.author_email == email,
-                CommentRecord.is_test.is_(False),
-            )
-            .group_by(CommentRecord.status)
-        ).all()
-        counts = {status: n for status, n in rows}
-        approved = counts.get("approve", 0)
-        flagged = counts.get("spam", 0) + counts.get("discard", 0)
-        if approved >= settings.trusted_min_approved and not flagged:
-            hits.append(
-                RuleHit("trusted", f"trusted commenter: {approved} earlier approved comments from this email", "trust")
-            )
+    counts = session.execute(
+        _history_query(bool(email), bool(comment.user_ip)),
+        {
+            "site_id": site_id,
+            "email": email,
+            "author": email or comment.author_name,
+            "content_hash": content_hash,
+            "dup_since": now - timedelta(hours=settings.duplicate_window_hours),
+            "ip": comment.user_ip,
+            "flood_since": now - timedelta(seconds=settings.flood_window_seconds),
+        },
+    ).one()
+    approved, flagged, other_authors, recent = (int(n or 0) for n in counts)
 
-    if settings.duplicate_authors > 1:
-        since = now - timedelta(hours=settings.duplicate_window_hours)
-        author_key = func.coalesce(func.nullif(CommentRecord.author_email, ""), CommentRecord.author_name)
-        authors = set(
-            session.scalars(
-                select(author_key)
-                .distinct()
-                .where(
-                    CommentRecord.site_id == site_id,
-                    CommentRecord.content_hash == content_hash,
-                    CommentRecord.created_at >= since,
-                )
-                .limit(settings.duplicate_authors + 1)
+    hits: list[RuleHit] = []
+    if settings.trusted_min_approved > 0 and approved >= settings.trusted_min_approved and not flagged:
+        hits.append(
+            RuleHit("trusted", f"trusted commenter: {approved} earlier approved comments from this email", "trust")
+        )
+    authors = other_authors + 1
+    if settings.duplicate_authors > 1 and authors >= settings.duplicate_authors:
+        hits.append(
+            RuleHit(
+                "duplicate",
+                f"the same text came from {authors} different authors in {settings.duplicate_window_hours} h",
+                "floor",
+                Decision.SPAM,
             )
         )
-        authors.add(email or comment.author_name)
-        if len(authors) >= settings.duplicate_authors:
-            hits.append(
-                RuleHit(
-                    "duplicate",
-                    f"the same text came from {len(authors)} different authors in {settings.duplicate_window_hours} h",
-                    "floor",
-                    Decision.SPAM,
-                )
-            )
-
-    if comment.user_ip and settings.flood_max > 0:
-        since = now - timedelta(seconds=settings.flood_window_seconds)
-        recent = session.scalar(
-            select(func.count()).where(
-                CommentRecord.site_id == site_id,
-                CommentRecord.user_ip == comment.user_ip,
-                CommentRecord.created_at >= since,
+    if settings.flood_max > 0 and recent >= settings.flood_max:
+        hits.append(
+            RuleHit(
+                "flood", f"{recent + 1} comments from this IP address in {settings.flood_window_seconds} s", "floor"
             )
         )
-        if recent is not None and recent >= settings.flood_max:
-            hits.append(
-                RuleHit(
-                    "flood",
-                    f"{recent + 1} comments from this IP address in {settings.flood_window_seconds} s",
-                    "floor",
-                )
-            )
     return hits
+
+
+@lru_cache(maxsize=4)
+def _history_query(has_email: bool, has_ip: bool) -> Select[Any]:
+    """The counts behind the history rules, built once per shape (building SQL costs more than running it)."""
+    same_site = CommentRecord.site_id == bindparam("site_id")
+    author_key = func.coalesce(func.nullif(CommentRecord.author_email, ""), CommentRecord.author_name)
+    by_email = and_(same_site, CommentRecord.author_email == bindparam("email"), CommentRecord.is_test.is_(False))
+    never = false()  # a missing email or IP counts nothing, without a query
+
+    def count(condition: ColumnElement[bool]) -> ScalarSelect[int]:
+        return select(func.count()).select_from(CommentRecord).where(condition).scalar_subquery()
+
+    return select(
+        count(and_(by_email, CommentRecord.status == "approve") if has_email else never),
+        count(and_(by_email, CommentRecord.status.in_(("spam", "discard"))) if has_email else never),
+        select(func.count(distinct(author_key)))
+        .where(
+            same_site,
+            CommentRecord.content_hash == bindparam("content_hash"),
+            CommentRecord.created_at >= bindparam("dup_since", type_=UTCDateTime()),
+            author_key != bindparam("author"),
+        )
+        .scalar_subquery(),
+        count(
+            and_(
+                same_site,
+                CommentRecord.user_ip == bindparam("ip"),
+                CommentRecord.created_at >= bindparam("flood_since", type_=UTCDateTime()),
+            )
+            if has_ip
+            else never
+        ),
+    )
