@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Iterable, Mapping
@@ -34,7 +35,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask.sansio.blueprints import BlueprintSetupState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -131,12 +133,21 @@ def decode_value(raw: bytes, codec: str) -> str:
     """Decode `raw` with `codec`; bytes that do not fit are retried as UTF-8, then replaced (never an error)."""
     for candidate in (codec, "utf-8"):
         try:
-            return raw.decode(candidate)
-        except UnicodeDecodeError:
+            return _unicode(raw.decode(candidate))
+        except UnicodeError:  # UnicodeDecodeError, or plain UnicodeError from punycode and idna
             continue
     # windows-1252 leaves five bytes undefined; Latin-1 maps every byte, so nothing is lost there.
     fallback = "latin-1" if codec == "cp1252" else codec
-    return raw.decode(fallback, errors="replace")
+    try:
+        return _unicode(raw.decode(fallback, errors="replace"))
+    except UnicodeError:  # punycode and idna fail even with errors="replace"
+        return _unicode(raw.decode("utf-8", errors="replace"))
+
+
+def _unicode(text: str) -> str:
+    # unicode_escape and utf-7 decode "\ud800" and "+2AA-" to lone surrogates, which no database can store
+    # (a 500 before this): pair up what pairs, replace the rest with U+FFFD.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _byte_pairs(raw: bytes) -> list[tuple[bytes, bytes]]:
@@ -176,9 +187,9 @@ def _parse_gmt(value: str) -> datetime | None:
     """ISO 8601 or WordPress's "YYYY-MM-DD HH:MM:SS" as UTC; None when empty or unreadable."""
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # "9999-12-31T23:59:59-23:59" is valid ISO but past datetime.max in UTC
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 _CONTEXT_NAME = re.compile(r"comment_context(\[\d*\])?")
@@ -401,7 +412,10 @@ def _state() -> Any:
 def _params() -> Params:
     """Query string and form body, decoded with the site's charset (we read the raw body ourselves)."""
     body = b"" if request.mimetype == "multipart/form-data" else request.get_data(cache=True)
-    params = parse_params(request.query_string, body, content_type_charset=request.mimetype_params.get("charset"))
+    try:
+        params = parse_params(request.query_string, body, content_type_charset=request.mimetype_params.get("charset"))
+    except ValueError as exc:  # more form fields than parse_params accepts (a 500 before this)
+        abort(Response(f"Bad request: {exc}", status=400, mimetype="text/plain"))
     if request.mimetype == "multipart/form-data":
         for name, values in request.form.lists():
             params.setdefault(name, []).extend(values)
@@ -427,13 +441,18 @@ def _site(session: Session, params: Params, path_key: str | None) -> tuple[Site 
     return site, key, ""
 
 
+def _endpoints(rule: str) -> tuple[str, str]:
+    """The endpoint names of `rule` and of its `/k/<key>` twin, e.g. "1_1_comment_check"."""
+    # One endpoint per rule: sharing one, werkzeug would 308-redirect /1.2/usage-limit to /1.1/usage-limit.
+    name = re.sub(r"\W", "_", rule.strip("/"))
+    return name, name + "_keyed"
+
+
 def _route(rule: str, methods: Iterable[str]) -> Any:
     """Register a view at `rule` and at `/k/<path_key>` + `rule`."""
     def register(view: Any) -> Any:
-        # One endpoint per rule: sharing one, werkzeug would 308-redirect /1.2/usage-limit to /1.1/usage-limit.
-        endpoint = re.sub(r"\W", "_", rule.strip("/"))
-        bp.add_url_rule(rule, endpoint, view, methods=list(methods), defaults={"path_key": None})
-        bp.add_url_rule("/k/<path_key>" + rule, endpoint + "_keyed", view, methods=list(methods))
+        bp.add_url_rule(rule, _endpoints(rule)[0], view, methods=list(methods), defaults={"path_key": None})
+        bp.add_url_rule("/k/<path_key>" + rule, _endpoints(rule)[1], view, methods=list(methods))
         return view
     return register
 
@@ -577,6 +596,33 @@ def key_sites(path_key: str | None) -> Response:
         body = key_sites_csv(key, month, page, limit=limit, offset=offset, total=len(rows))
         return Response(body, status=200, mimetype="text/csv")
     return jsonify({month: page, "limit": limit, "offset": offset, "total": len(rows)})
+
+
+def _key_of_caller() -> str:
+    path_key = (request.view_args or {}).get("path_key")
+    key = request_key(_params(), path_key, request.host)
+    return "akismet-key:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def _ip_of_caller() -> str:
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+@bp.record_once
+def _rate_limit_checks(setup: BlueprintSetupState) -> None:
+    """comment-check shares RATELIMIT_CHECK with the native check: per key and per client IP (429 beyond)."""
+    app = setup.app
+    limit = app.extensions["moderation"].settings.get("RATELIMIT_CHECK")
+    if not limit:
+        return
+    # The API module's limiter. Both limits register under the view's name; the one wrapper checks both.
+    # This runs after the routes were added (recorded later), so the wrapper can replace the views.
+    for limiter in app.extensions.get("limiter", ()):
+        # Shared, so /1.1/comment-check and its /k/<key>/ twin count against the same budget.
+        limiter.shared_limit(limit, "akismet-comment-check", key_func=_ip_of_caller)(comment_check)
+        wrapped = limiter.shared_limit(limit, "akismet-comment-check", key_func=_key_of_caller)(comment_check)
+        for endpoint in _endpoints("/1.1/comment-check"):
+            app.view_functions[f"{bp.name}.{endpoint}"] = wrapped
 
 
 # Akismet documents these under 1.2; some clients build every URL from one version, so 1.1 works too.

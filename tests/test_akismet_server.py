@@ -33,6 +33,9 @@ sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 HAM_TEXT = "Thanks, this fixed my build. The trick with the PATH variable was what I missed."
 BLATANT_SPAM = "Cheap viagra cialis online, no prescription http://pills-shop.xyz casino bonus http://casino-win.top"
 THANKS = "Thanks for making the web a better place."
+# Site thresholds that make the policy's answer certain whatever the tiny model scores (0 < p < 1).
+ALWAYS_APPROVE = {"hold": 1.0, "spam": 1.0, "discard": 1.0}
+ALWAYS_DISCARD = {"hold": 0.0, "spam": 0.0, "discard": 0.0}
 
 
 @functools.cache
@@ -102,16 +105,16 @@ def test_sync_client_verifies_good_and_bad_keys(server, site_key):
 
 
 def test_sync_client_check_answers_ham_spam_and_discard(app, server, site_key, with_model):
-    """Approve → HAM, block-listed → SPAM, blatant spam → DISCARD; each stored with source "akismet"."""
-    client = sync_client(server, site_key)
-    blocking_key = _new_site(app, "blocking", blocklist=["zucchini"])
-    blocking = sync_client(server, blocking_key)
+    """The model's score under each site's thresholds: approve → HAM, spam → SPAM, discard → DISCARD."""
+    approving = sync_client(server, _new_site(app, "approving", **ALWAYS_APPROVE))
+    blocking = sync_client(server, _new_site(app, "blocking", blocklist=["zucchini"], discard=1.0))
+    discarding = sync_client(server, _new_site(app, "discarding", **ALWAYS_DISCARD))
 
-    ham = client.comment_check("203.0.113.1", comment_content=HAM_TEXT, comment_author="Dana")
+    ham = approving.comment_check("203.0.113.1", comment_content=HAM_TEXT, comment_author="Dana")
     assert ham == akismet.CheckResponse.HAM
     spam = blocking.comment_check("203.0.113.2", comment_content="I grow zucchini every summer.", comment_author="Lee")
     assert spam == akismet.CheckResponse.SPAM
-    discard = client.comment_check("203.0.113.3", comment_content=BLATANT_SPAM, comment_author="cheap pills")
+    discard = discarding.comment_check("203.0.113.3", comment_content=BLATANT_SPAM, comment_author="cheap pills")
     assert discard == akismet.CheckResponse.DISCARD
 
     stored = _records(app, source="akismet")
@@ -136,9 +139,7 @@ def test_sync_client_test_triggers_and_is_test(app, server, site_key, with_model
     client = sync_client(server, site_key)
     spam = client.comment_check("203.0.113.5", comment_content=HAM_TEXT, comment_author="akismet-guaranteed-spam")
     assert spam == akismet.CheckResponse.SPAM
-    ham = client.comment_check(
-        "203.0.113.6", comment_content=BLATANT_SPAM, user_role="administrator", is_test=True
-    )
+    ham = client.comment_check("203.0.113.6", comment_content=BLATANT_SPAM, user_role="administrator", is_test=True)
     assert ham == akismet.CheckResponse.HAM
     first, second = _records(app, source="akismet")
     assert (first.decision, first.status, first.is_test) == ("spam", "spam", False)
@@ -149,10 +150,10 @@ def test_sync_client_test_triggers_and_is_test(app, server, site_key, with_model
 
 def test_sync_client_submissions_become_labels(app, server, site_key, with_model):
     """submit-spam finds the checked comment by text and author; submit-ham of an unseen comment stores it."""
-    client = sync_client(server, site_key)
+    client = sync_client(server, _new_site(app, "approving", **ALWAYS_APPROVE))
     missed = "Lovely photos of the coast, we walked the same path last summer."
-    checked = client.comment_check("203.0.113.7", comment_content=missed, comment_author="Marie")
-    assert checked == akismet.CheckResponse.HAM
+    verdict = client.comment_check("203.0.113.7", comment_content=missed, comment_author="Marie")
+    assert verdict == akismet.CheckResponse.HAM
     assert client.submit_spam("203.0.113.7", comment_content=missed, comment_author="Marie") is True
     assert client.submit_ham("203.0.113.8", comment_content="Never checked here.", comment_author="Sam") is True
 
@@ -166,8 +167,8 @@ def test_sync_client_submissions_become_labels(app, server, site_key, with_model
 def test_sync_client_usage_limit_and_key_sites_count_our_checks(app, server, site_key, with_model):
     """usage-limit and key-sites (JSON and CSV, key via the /k/<key>/ prefix) report this month's checks."""
     client = sync_client(server, site_key)
-    client.comment_check("203.0.113.9", comment_content=HAM_TEXT, comment_author="Dana")
-    client.comment_check("203.0.113.10", comment_content=BLATANT_SPAM, comment_author="spammer")
+    client.comment_check("203.0.113.9", comment_content=HAM_TEXT, comment_author="Dana", user_role="administrator")
+    client.comment_check("203.0.113.10", comment_content=BLATANT_SPAM, comment_author="akismet-guaranteed-spam")
     client.submit_spam("203.0.113.9", comment_content=HAM_TEXT, comment_author="Dana")
 
     assert client.usage_limit() == {"limit": "none", "usage": 2, "percentage": "0.00", "throttled": False}
@@ -175,13 +176,23 @@ def test_sync_client_usage_limit_and_key_sites_count_our_checks(app, server, sit
     # The PyPI client sends no key with key-sites; it travels in the path instead.
     keyed = sync_client(f"{server}/k/{site_key}", site_key)
     month = datetime.now(UTC).strftime("%Y-%m")
-    row = {"site": "blog.example", "api_calls": "2", "spam": "1", "ham": "1", "missed_spam": "1",
-           "false_positives": "0", "is_revoked": False}
+    row = {
+        "site": "blog.example",
+        "api_calls": "2",
+        "spam": "1",
+        "ham": "1",
+        "missed_spam": "1",
+        "false_positives": "0",
+        "is_revoked": False,
+    }
     assert keyed.key_sites() == {month: [row], "limit": 500, "offset": 0, "total": 1}
-    assert keyed.key_sites(month="2001-01", limit=10)[("2001-01")][0]["api_calls"] == "0"
-    assert keyed.key_sites(url_filter="elsewhere.example")["total"] == 0
-    assert keyed.key_sites(offset=1)[month] == []
+    old = keyed.key_sites(month="2001-01", limit=10)
+    assert isinstance(old, dict) and old["2001-01"][0]["api_calls"] == "0"
+    filtered = keyed.key_sites(url_filter="elsewhere.example")
+    assert isinstance(filtered, dict) and filtered["total"] == 0
+    assert keyed.key_sites(offset=1) == {month: [], "limit": 500, "offset": 1, "total": 1}
     csv_report = keyed.key_sites(result_format="csv", order="spam", limit=10)
+    assert isinstance(csv_report, str)
     assert csv_report.splitlines() == [
         f"Active sites for {site_key} during {month} (limit:10, offset: 0, total: 1)",
         "Site,Total API Calls,Spam,Ham,Missed Spam,False Positives,Is Revoked",
@@ -201,18 +212,23 @@ def test_sync_client_with_a_bad_key_raises_api_key_error(server):
 def test_async_client_round_trip(app, server, site_key, with_model):
     """AsyncClient: validated construction, check ham/discard, submit, usage-limit, key-sites JSON and CSV."""
 
+    key = _new_site(app, "discarding", **ALWAYS_DISCARD)
+
     async def scenario() -> None:
-        config = akismet.Config(key=site_key, url=BLOG)
+        config = akismet.Config(key=key, url=BLOG)
         client = await akismet.AsyncClient.validated_client(config=config, http_client=async_http(server))
-        assert await client.comment_check("198.51.100.1", comment_content=HAM_TEXT) == akismet.CheckResponse.HAM
+        ham = await client.comment_check("198.51.100.1", comment_content=HAM_TEXT, user_role="administrator")
+        assert ham == akismet.CheckResponse.HAM
         blatant = await client.comment_check("198.51.100.2", comment_content=BLATANT_SPAM)
         assert blatant == akismet.CheckResponse.DISCARD
         assert await client.submit_ham("198.51.100.2", comment_content=BLATANT_SPAM) is True
         assert (await client.usage_limit())["usage"] == 2
-        keyed = akismet.AsyncClient(config=config, http_client=async_http(f"{server}/k/{site_key}"))
+        keyed = akismet.AsyncClient(config=config, http_client=async_http(f"{server}/k/{key}"))
         report = await keyed.key_sites()
-        assert report["total"] == 1 and report[datetime.now(UTC).strftime("%Y-%m")][0]["false_positives"] == "1"
-        assert (await keyed.key_sites(result_format="csv")).splitlines()[2] == "blog.example,2,1,1,0,1,false"
+        assert isinstance(report, dict) and report["total"] == 1
+        assert report[datetime.now(UTC).strftime("%Y-%m")][0]["false_positives"] == "1"
+        csv_report = await keyed.key_sites(result_format="csv")
+        assert isinstance(csv_report, str) and csv_report.splitlines()[2] == "discarding.example,2,1,1,0,1,false"
         with pytest.raises(akismet.APIKeyError):
             await akismet.AsyncClient.validated_client(
                 config=akismet.Config(key="wrongwrong12", url=BLOG), http_client=async_http(server)
@@ -227,9 +243,13 @@ def test_async_client_round_trip(app, server, site_key, with_model):
 
 
 def _post(server: str, path: str, fields: dict[str, str], **kwargs) -> httpx.Response:
-    return httpx.post(server + path, content=urlencode(fields).encode(), timeout=10,
-                      headers={"Content-Type": "application/x-www-form-urlencoded", **kwargs.pop("headers", {})},
-                      **kwargs)
+    return httpx.post(
+        server + path,
+        content=urlencode(fields).encode(),
+        timeout=10,
+        headers={"Content-Type": "application/x-www-form-urlencoded", **kwargs.pop("headers", {})},
+        **kwargs,
+    )
 
 
 @sqlite_only
@@ -237,8 +257,9 @@ def test_host_subdomain_carries_the_key(app, server, site_key):
     """A key as the Host's first label (`<key>.akismet.example.org`) works for verify-key and comment-check."""
     host = {"Host": f"{site_key}.akismet.example.org"}
     assert _post(server, "/1.1/verify-key", {"blog": BLOG}, headers=host).text == "valid"
-    answer = _post(server, "/1.1/comment-check", {"blog": BLOG, "user_ip": "192.0.2.1", "comment_content": "Hi"},
-                   headers=host)
+    answer = _post(
+        server, "/1.1/comment-check", {"blog": BLOG, "user_ip": "192.0.2.1", "comment_content": "Hi"}, headers=host
+    )
     assert answer.status_code == 200 and answer.text == "true"  # no model: held
     assert answer.headers["X-akismet-guid"] == str(_records(app)[0].id)
 
@@ -249,6 +270,8 @@ def test_path_prefix_carries_the_key(server, site_key):
     assert _post(server, f"/k/{site_key}/1.1/verify-key", {"blog": BLOG}).text == "valid"
     usage = httpx.get(f"{server}/k/{site_key}/1.2/usage-limit", timeout=10)
     assert usage.json()["usage"] == 0
+    checked = _post(server, f"/k/{site_key}/1.1/comment-check", {"blog": BLOG, "comment_content": "Hi"})
+    assert (checked.text, checked.headers["X-akismet-guid"].isdigit()) == ("true", True)
     assert _post(server, "/k/wrongwrong12/1.1/verify-key", {"blog": BLOG}).text == "invalid"
 
 
@@ -268,12 +291,14 @@ def test_bad_or_missing_key_is_200_invalid_with_debug_help(server):
 
 
 @sqlite_only
-def test_normal_answers_carry_no_debug_or_alert_headers(server, site_key, with_model):
+def test_normal_answers_carry_no_debug_or_alert_headers(app, server, site_key, with_model):
     """Some clients fail on any debug or alert header, so ordinary answers have none."""
+    discarding = _new_site(app, "discarding", **ALWAYS_DISCARD)
     answers = [
         _post(server, "/1.1/verify-key", {"key": site_key, "blog": BLOG}),
-        _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_content": HAM_TEXT}),
-        _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_content": BLATANT_SPAM}),
+        _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_content": HAM_TEXT,
+                                             "user_role": "administrator"}),
+        _post(server, "/1.1/comment-check", {"api_key": discarding, "comment_content": BLATANT_SPAM}),
         _post(server, "/1.1/submit-spam", {"api_key": site_key, "comment_content": HAM_TEXT}),
         httpx.get(f"{server}/1.1/test", timeout=10),
     ]
@@ -296,12 +321,22 @@ def test_normal_answers_carry_no_debug_or_alert_headers(server, site_key, with_m
 def test_non_utf8_blog_charset_is_stored_as_sent(app, server, site_key, charset, author, content):
     """A WordPress site in a legacy charset sends bytes in it; we store the text it meant."""
     body = urlencode(
-        {"api_key": site_key, "blog": BLOG, "blog_charset": charset, "comment_author": author,
-         "comment_content": content, "user_ip": "192.0.2.2"},
+        {
+            "api_key": site_key,
+            "blog": BLOG,
+            "blog_charset": charset,
+            "comment_author": author,
+            "comment_content": content,
+            "user_ip": "192.0.2.2",
+        },
         encoding=charset,
     ).encode("ascii")
-    answer = httpx.post(f"{server}/1.1/comment-check", content=body, timeout=10,
-                        headers={"Content-Type": f"application/x-www-form-urlencoded; charset={charset}"})
+    answer = httpx.post(
+        f"{server}/1.1/comment-check",
+        content=body,
+        timeout=10,
+        headers={"Content-Type": f"application/x-www-form-urlencoded; charset={charset}"},
+    )
     assert answer.text == "true"
     (record,) = _records(app)
     assert (record.author_name, record.content, record.extra["blog_charset"]) == (author, content, charset)
@@ -311,19 +346,37 @@ def test_non_utf8_blog_charset_is_stored_as_sent(app, server, site_key, charset,
 def test_wordpress_style_request_keeps_documented_fields_and_drops_the_rest(app, server, site_key):
     """POST_*, HTTP_* and nonces are ignored; comment_context[n] and the honeypot are understood."""
     fields = {
-        "api_key": site_key, "blog": BLOG, "user_ip": "192.0.2.3", "user_agent": "Mozilla/5.0",
-        "referrer": f"{BLOG}/post", "permalink": f"{BLOG}/post", "comment_type": "comment",
-        "comment_author": "Bot", "comment_content": "Nice post", "blog_lang": "en_US", "blog_charset": "UTF-8",
-        "comment_context[0]": "travel", "comment_context[1]": "photos", "honeypot_field_name": "ak_hp_textarea",
-        "POST_ak_hp_textarea": "I am a bot", "POST_ak_js": "1700000000000", "HTTP_ACCEPT": "text/html",
-        "akismet_comment_nonce": "passed", "_wpnonce": "abc", "callback": f"{BLOG}/wp-json/akismet/v1/webhook",
+        "api_key": site_key,
+        "blog": BLOG,
+        "user_ip": "192.0.2.3",
+        "user_agent": "Mozilla/5.0",
+        "referrer": f"{BLOG}/post",
+        "permalink": f"{BLOG}/post",
+        "comment_type": "comment",
+        "comment_author": "Bot",
+        "comment_content": "Nice post",
+        "blog_lang": "en_US",
+        "blog_charset": "UTF-8",
+        "comment_context[0]": "travel",
+        "comment_context[1]": "photos",
+        "honeypot_field_name": "ak_hp_textarea",
+        "POST_ak_hp_textarea": "I am a bot",
+        "POST_ak_js": "1700000000000",
+        "HTTP_ACCEPT": "text/html",
+        "akismet_comment_nonce": "passed",
+        "_wpnonce": "abc",
+        "callback": f"{BLOG}/wp-json/akismet/v1/webhook",
     }
     answer = _post(server, "/1.1/comment-check", fields)
     assert (answer.text, answer.headers["X-akismet-pro-tip"]) == ("true", "discard")  # honeypot filled
     (record,) = _records(app)
     assert record.extra == {
-        "blog": BLOG, "blog_lang": "en_US", "blog_charset": "UTF-8", "honeypot_field_name": "ak_hp_textarea",
-        "comment_context": ["travel", "photos"], "honeypot_filled": True,
+        "blog": BLOG,
+        "blog_lang": "en_US",
+        "blog_charset": "UTF-8",
+        "honeypot_field_name": "ak_hp_textarea",
+        "comment_context": ["travel", "photos"],
+        "honeypot_filled": True,
     }
     assert (record.comment_type, record.language, record.user_agent) == ("comment", "en_US", "Mozilla/5.0")
 
@@ -355,8 +408,28 @@ def test_guid_of_another_site_is_not_followed(app, server, site_key):
 @sqlite_only
 def test_test_trigger_is_audited(app, server, site_key):
     """A forced answer leaves an audit event naming the trigger."""
-    _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_author": "akismet-guaranteed-spam",
-                                         "comment_content": "x"})
+    _post(
+        server,
+        "/1.1/comment-check",
+        {"api_key": site_key, "comment_author": "akismet-guaranteed-spam", "comment_content": "x"},
+    )
     with app.extensions["moderation"].sessions() as session:
         actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
     assert actions[-2:] == ["comment.check", "akismet.test_trigger"]
+
+
+@sqlite_only
+def test_comment_check_shares_the_check_rate_limit(db_url, tmp_path):
+    """RATELIMIT_CHECK applies to comment-check too: the third check within the minute gets 429."""
+    from moderation.app import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path / "models"),
+                      "INSTANCE_PATH": str(tmp_path), "RATELIMIT_CHECK": "2/minute"})
+    key = _new_site(app, "limited")
+    client = app.test_client()
+    codes = [client.post("/1.1/comment-check", data={"api_key": key, "comment_content": "hi"}).status_code
+             for _ in range(3)]
+    codes.append(client.post(f"/k/{key}/1.1/comment-check", data={"comment_content": "hi"}).status_code)
+    assert codes == [200, 200, 429, 429]
+    assert client.post("/1.1/verify-key", data={"key": key, "blog": BLOG}).data == b"valid"  # not a check
+    app.extensions["moderation"].engine.dispose()
