@@ -433,3 +433,18 @@ def test_comment_check_shares_the_check_rate_limit(db_url, tmp_path):
     assert codes == [200, 200, 429, 429]
     assert client.post("/1.1/verify-key", data={"key": key, "blog": BLOG}).data == b"valid"  # not a check
     app.extensions["moderation"].engine.dispose()
+
+
+@sqlite_only
+def test_held_akismet_comment_waits_in_the_review_queue(app, server, site_key):
+    """A comment checked through Akismet shows up in the moderators' queue like any other."""
+    from review_helpers import add_user, login
+
+    answer = _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_author": "Marie",
+                                                  "comment_content": "Is the ferry running in winter?"})
+    guid = answer.headers["X-akismet-guid"]
+    add_user(app.extensions["moderation"].sessions, "alice", "admin")
+    moderator = app.test_client()
+    assert login(moderator).status_code == 302
+    html = moderator.get("/review/").get_data(as_text=True)
+    assert f'id="c-{guid}"' in html and "Is the ferry running in winter?" in html
