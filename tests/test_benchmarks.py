@@ -1,0 +1,97 @@
+"""Smoke tests of the benchmark harness on the tiny inline corpus (peers skip when not installed)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+import numpy as np
+import pytest
+
+from benchmarks.accuracy import compare, review_band, review_workload
+from benchmarks.peers import Bogofilter, SpamAssassinBayes, to_rfc822
+from benchmarks.speed import parse_wrk, percentiles
+from moderation.comment import Comment, Label
+from moderation.evaluation import Split
+
+
+def _split(tiny_corpus):
+    """A train/test division of the tiny corpus that keeps both labels on both sides."""
+    train = tiny_corpus[:5] + tiny_corpus[8:13]
+    test = tiny_corpus[5:8] + tiny_corpus[13:]
+    return Split("tiny", "tiny", tuple(train), tuple(test))
+
+
+def test_rfc822_carries_author_and_body_only():
+    """A comment becomes a parseable message with the author in From and the UTF-8 text as the body."""
+    raw = to_rfc822(Comment(content="Grüße\nFrom the coast", author_name="Ana\nBcc: x", author_email="ana@ex.org"))
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["From"].addresses[0].display_name == "Ana Bcc: x"
+    assert message["From"].addresses[0].addr_spec == "ana@ex.org"
+    assert message.get_content() == "Grüße\nFrom the coast\n"
+    assert set(message.keys()) == {"From", "Content-Type", "Content-Transfer-Encoding", "MIME-Version"}
+
+
+def test_review_band_is_narrowest_with_required_accuracy():
+    """Perfectly separated scores need no review; overlapping ones are sent to review only where they overlap."""
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    assert review_workload(y, np.linspace(0, 1, 8), review_band(y, np.linspace(0, 1, 8)))["review_share"] == 0.0
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9])
+    band = review_band(y, scores)
+    result = review_workload(y, scores, band)
+    assert result["auto_accuracy"] == 1.0
+    assert result["review_share"] == pytest.approx(2 / 8)
+    assert band == (0.4, 0.7)
+
+
+def test_review_band_sends_everything_when_nothing_is_accurate_enough():
+    """Scores that carry no information leave every comment for a human."""
+    y = np.array([0, 1] * 20)
+    result = review_workload(y, np.full(40, 0.5), review_band(y, np.full(40, 0.5)))
+    assert result["review_share"] == 1.0
+
+
+@pytest.mark.parametrize("peer", [Bogofilter, SpamAssassinBayes])
+def test_peer_trains_and_scores_tiny_corpus(peer, tiny_corpus, tmp_path):
+    """Each peer, when installed, trains on the tiny corpus and scores spam above ham on average."""
+    if reason := peer.missing():
+        pytest.skip(reason)
+    split = _split(tiny_corpus)
+    fitted = peer(tmp_path).fit(split.train)
+    try:
+        scores = fitted.scores([e.comment for e in split.test])
+    finally:
+        fitted.close()
+    y = np.array([e.label is Label.SPAM for e in split.test])
+    assert scores.shape == (len(split.test),)
+    scores = np.where(np.isnan(scores), 0.5, scores)
+    assert scores[y].mean() > scores[~y].mean()
+    assert not list(tmp_path.iterdir())
+
+
+def test_compare_runs_model_and_baseline_on_a_split(tiny_corpus):
+    """The harness trains each method on the split, picks operating points out of fold and reports every metric."""
+    [result] = compare([_split(tiny_corpus)], ["model", "baseline"], folds=2)
+    for method in ("model", "baseline"):
+        metrics = result.runs[method].metrics
+        for key in ("mcc", "f1", "ham_blocked", "roc_auc", "recall_at_1pct_fpr", "review_share"):
+            assert key in metrics
+        assert len(result.runs[method].oof_scores) == 10
+
+
+def test_parse_wrk_and_percentiles():
+    """wrk's latency report is parsed into requests/s and milliseconds; percentiles come out in ms."""
+    output = """Running 3s test @ http://127.0.0.1:1/healthz
+  Latency Distribution
+     50%  812.00us
+     75%    1.20ms
+     90%    2.50ms
+     99%   10.01ms
+  3000 requests in 3.00s, 1.00MB read
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1000.50
+"""
+    parsed = parse_wrk(output)
+    assert parsed["rps"] == 1000.5 and parsed["p50_ms"] == pytest.approx(0.812) and parsed["p99_ms"] == 10.01
+    assert parsed["non_2xx"] == 4 and parsed["requests"] == 3000
+    assert percentiles([0.001, 0.002, 0.003])["p50_ms"] == pytest.approx(2.0)
