@@ -146,8 +146,9 @@ def decode_value(raw: bytes, codec: str) -> str:
 
 def _unicode(text: str) -> str:
     # unicode_escape and utf-7 decode "\ud800" and "+2AA-" to lone surrogates, which no database can store
-    # (a 500 before this): pair up what pairs, replace the rest with U+FFFD.
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    # (a 500 before this): pair up what pairs, replace the rest with U+FFFD. PostgreSQL refuses NUL in text
+    # (a 503 "database unavailable" before this), so NUL becomes U+FFFD too.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").replace("\x00", "\ufffd")
 
 
 def _byte_pairs(raw: bytes) -> list[tuple[bytes, bytes]]:
@@ -295,9 +296,11 @@ def key_from_host(host: str) -> str:
     return ""
 
 
-def request_key(params: Mapping[str, list[str]], path_key: str | None, host: str) -> str:
-    """The API key: `api_key` or `key` parameter, else the `/k/<key>/` path prefix, else the Host subdomain."""
-    return first(params, "api_key") or first(params, "key") or (path_key or "") or key_from_host(host)
+def request_key(
+    params: Mapping[str, list[str]], path_key: str | None, host: str, *, names: tuple[str, ...] = ("api_key", "key")
+) -> str:
+    """The API key: the first of the `names` parameters, else the `/k/<key>/` path prefix, else the Host subdomain."""
+    return next((first(params, name) for name in names if first(params, name)), "") or path_key or key_from_host(host)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -418,7 +421,7 @@ def _params() -> Params:
         abort(Response(f"Bad request: {exc}", status=400, mimetype="text/plain"))
     if request.mimetype == "multipart/form-data":
         for name, values in request.form.lists():
-            params.setdefault(name, []).extend(values)
+            params.setdefault(_unicode(name), []).extend(_unicode(value) for value in values)
     return params
 
 
@@ -430,9 +433,11 @@ def _invalid(why: str) -> Response:
     return _text("invalid", {"X-akismet-debug-help": why})
 
 
-def _site(session: Session, params: Params, path_key: str | None) -> tuple[Site | None, str, str]:
+def _site(
+    session: Session, params: Params, path_key: str | None, names: tuple[str, ...] = ("api_key", "key")
+) -> tuple[Site | None, str, str]:
     """(site, key, why-not) for this request."""
-    key = request_key(params, path_key, request.host)
+    key = request_key(params, path_key, request.host, names=names)
     if not key:
         return None, "", 'Empty "api_key" value: send api_key, use <key>.<host>, or /k/<key>/ in the path'
     site = site_for_key(session, key)
@@ -468,7 +473,8 @@ def verify_key(path_key: str | None) -> Response:
     """`valid` when the key belongs to an active site, else `invalid` with a debug header."""
     params = _params()
     with _state().sessions() as session:
-        site, _key, why = _site(session, params, path_key)
+        # `key` is the one to verify: WordPress also sends its currently stored key as api_key.
+        site, _key, why = _site(session, params, path_key, names=("key", "api_key"))
     return _text("valid") if site is not None else _invalid(why)
 
 

@@ -214,6 +214,7 @@ def test_request_key_prefers_body_then_path_then_host():
     assert request_key({"key": ["b"]}, "pathpathpath", host) == "b"
     assert request_key({}, "pathpathpath", host) == "pathpathpath"
     assert request_key({}, None, host) == "hosthosthost"
+    assert request_key({"api_key": ["a"], "key": ["b"]}, None, host, names=("key", "api_key")) == "b"
 
 
 def test_month_bounds_wraps_the_year():

@@ -265,6 +265,15 @@ def test_host_subdomain_carries_the_key(app, server, site_key):
 
 
 @sqlite_only
+def test_verify_key_checks_key_before_api_key(server, site_key):
+    """WordPress verifying a new key also sends its stored one as api_key; `key` is the one verified."""
+    new_key_first = {"key": site_key, "api_key": "oldoldoldold", "blog": BLOG}
+    assert _post(server, "/1.1/verify-key", new_key_first).text == "valid"
+    unknown_new_key = {"key": "newnewnewnew", "api_key": site_key, "blog": BLOG}
+    assert _post(server, "/1.1/verify-key", unknown_new_key).text == "invalid"
+
+
+@sqlite_only
 def test_path_prefix_carries_the_key(server, site_key):
     """`/k/<key>/1.1/...` and `/k/<key>/1.2/...` serve clients that can neither set a body key nor a host."""
     assert _post(server, f"/k/{site_key}/1.1/verify-key", {"blog": BLOG}).text == "valid"
