@@ -305,3 +305,15 @@ def test_unknown_comment_is_a_404_page(admin):
     """A missing comment answers 404 with an HTML page in the UI's style."""
     response = admin.get("/review/comments/999999")
     assert response.status_code == 404 and "Not found" in response.get_data(as_text=True)
+
+
+def test_undo_before_sending_cancels_the_callback(admin, sessions):
+    """Undoing a decision whose callback has not gone out yet cancels it instead of telling the site twice."""
+    site_id, _ = add_site(sessions, callback_url="http://127.0.0.1:9/cb")
+    cid = add_comment(sessions, site_id, "held")
+    token = _token(admin)
+    admin.post(f"/review/comments/{cid}/decide", data={"action": "spam", "csrf_token": token})
+    admin.post("/review/undo", data={"csrf_token": token})
+    with sessions() as session:
+        [delivery] = session.query(WebhookDelivery).all()
+        assert delivery.status == "cancelled" and "undone by alice" in delivery.last_error

@@ -38,7 +38,8 @@ def _term_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
     for term in terms:
         words = [re.escape(w) for w in term.split()]
         if words:
-            parts.append(r"\s+".join(words) + r"\w*")
+            # A stem runs on to its word's end; a term ending in punctuation stops where it ends.
+            parts.append(r"\s+".join(words) + (r"\w*" if re.match(r".*\w$", term) else ""))
     if not parts:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + ")", re.IGNORECASE)
@@ -80,7 +81,9 @@ def links_in(text: str, limit: int = 20) -> list[ShownLink]:
 
 def host_of(url: str) -> str:
     """The host name of a URL a commenter gave (for "website: example.com"), or ""."""
-    return url_host(url) if url else ""
+    if not url or (":" in url.split("/", 1)[0] and not url.lower().startswith(("http:", "https:"))):
+        return ""  # javascript:, data:, mailto: … are not web sites
+    return url_host(url)
 
 
 def score_band(score: float | None) -> str:
