@@ -317,3 +317,20 @@ def test_undo_before_sending_cancels_the_callback(admin, sessions):
     with sessions() as session:
         [delivery] = session.query(WebhookDelivery).all()
         assert delivery.status == "cancelled" and "undone by alice" in delivery.last_error
+
+
+def test_comment_checked_through_the_api_waits_in_the_queue(client, sessions, site_key):
+    """A comment the JSON API held (no model loaded) appears in the queue with its reason."""
+    response = client.post(
+        "/api/v1/comments/check",
+        json={"content": "First time here, <i>hello</i> everyone", "author_name": "Newbie"},
+        headers={"Authorization": f"Bearer {site_key}"},
+    )
+    assert response.get_json()["decision"] == "hold"
+    comment_id = response.get_json()["id"]
+    add_user(sessions)
+    login(client)
+    html = client.get("/review/").get_data(as_text=True)
+    assert f'id="c-{comment_id}"' in html
+    assert "First time here, &lt;i&gt;hello&lt;/i&gt; everyone" in html
+    assert "no model loaded" in html
