@@ -439,3 +439,24 @@ def test_basic_accessibility(live_server, page):
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.textContent.trim()"))
     assert order == ["Skip to content", "Moderation", "Queue", "Search"]
+
+
+def test_core_actions_work_without_javascript(live_server, browser):
+    """With JavaScript off, login, approve, bulk spam and undo still work (plain form posts)."""
+    add_user(live_server.sessions)
+    _, ids = _seed_queue(live_server)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        _login(page, live_server)
+        page.locator(f"#c-{ids[0]}").get_by_role("button", name="Approve").click()
+        page.get_by_text("Approved 1 comment.").wait_for()
+        page.get_by_label(f"Select comment {ids[1]}").check()
+        page.get_by_label(f"Select comment {ids[2]}").check()
+        page.get_by_role("button", name="Spam selected").click()
+        page.get_by_text("Marked as spam 2 comments.").wait_for()
+        page.get_by_role("button", name="Undo").click()
+        page.get_by_text("Undone: 2 comments back where they were.").wait_for()
+        assert [_status(live_server, i) for i in ids] == ["approve", "hold", "hold", "hold"]
+    finally:
+        context.close()
