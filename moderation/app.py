@@ -65,7 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         settings=values,
         engine=engine,
         sessions=db.make_sessionmaker(engine),
-        models=ModelHolder(values["MODEL_DIR"], values["MODEL_RELOAD_SECONDS"]),
+        models=ModelHolder(values["MODEL_DIR"], values["MODEL_RELOAD_SECONDS"], engine=engine),
     )
 
     api.init_app(app)

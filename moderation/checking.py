@@ -68,7 +68,9 @@ def check_comment(
     try:
         hits = stateless_hits(comment, settings, honeypot=honeypot)
         hits += history_hits(session, site_id, comment, settings, content_hash=content_hash, now=now)
-        score = model.score(comment) if model is not None else None
+        # A model with per-site corrections (incremental.AdaptiveModel) scores with this site's one.
+        site_scorer = getattr(model, "score_for_site", None)
+        score = site_scorer(comment, site_id) if site_scorer else model.score(comment) if model is not None else None
         verdict = decide(score, hits, settings, getattr(model, "thresholds", None))
         values = dict(
             site_id=site_id,

@@ -24,9 +24,13 @@ log = logging.getLogger(__name__)
 class ModelHolder:
     """The current SpamModel of one process, or None with the reason why not."""
 
-    def __init__(self, model_dir: Path | str, reload_seconds: float = 10.0) -> None:
+    def __init__(self, model_dir: Path | str, reload_seconds: float = 10.0, engine: Any | None = None) -> None:
         self.model_dir = Path(model_dir)
         self.reload_seconds = reload_seconds
+        # With an engine, the champion in the database's model registry decides which version to serve
+        # (fetched into model_dir when this host lacks it); without one, or while nothing was ever
+        # promoted, the CURRENT file of model_dir does.
+        self.engine = engine
         self._model: Any | None = None
         self._checked_at = float("-inf")
         self._problem = "no model loaded yet"
@@ -57,7 +61,7 @@ class ModelHolder:
                 return  # another thread refreshed while we waited
             self._checked_at = time.monotonic()
             try:
-                version = current_version(self.model_dir)
+                version = self._champion() or current_version(self.model_dir)
             except (OSError, ModerationError) as exc:
                 self._problem = f"model folder {self.model_dir} unreadable: {exc}"
                 return
@@ -75,6 +79,32 @@ class ModelHolder:
                 return
             log.info("loaded model %s from %s", version, self.model_dir)
             self._model = model
+
+    def _champion(self) -> str | None:
+        """The registry's champion, fetched into model_dir when missing; None without a registry or champion.
+
+        A database or fetch failure is logged and answers None, so the model in use keeps serving.
+        """
+        if self.engine is None:
+            return None
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from . import registry
+
+        try:
+            version = registry.champion_version(self.engine)
+            if version is None:
+                return None
+            if self._model is not None and getattr(self._model, "version", None) == version:
+                return version
+            from sqlalchemy.orm import Session
+
+            with Session(self.engine) as session:
+                registry.fetch_artifact(session, version, self.model_dir)
+            return version
+        except (SQLAlchemyError, OSError, ModerationError) as exc:
+            log.error("cannot read the model registry, keeping the model in use: %s", exc)
+            return None
 
 
 def ensure_model(model_dir: Path, data_dir: Path | None, *, progress: Any = print) -> str | None:

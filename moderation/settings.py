@@ -49,6 +49,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MODEL_RELOAD_SECONDS", 10, "How often a worker looks for a newly promoted model.", int),
     Setting("WORKERS", 2, "Gunicorn worker processes started by `moderation serve`.", int),
     Setting("TRAIN_ON_START", True, "Train a model on first `moderation serve` when MODEL_DIR has none.", bool),
+    Setting("RETRAIN_KEEP_MODELS", 5, "Model artifacts `moderation retrain` keeps (the champion always stays).", int),
+    Setting(
+        "RETRAIN_METRICS",
+        "recall_at_1pct_fpr,mcc_at_spam",
+        "Metrics on which a retrained challenger must not be worse than the champion to be promoted.",
+    ),
+    Setting("RETRAIN_HOLDOUT", 1000, "Most recent labelled comments held out to compare challenger and champion.", int),
+    Setting(
+        "RETRAIN_SOURCE_WEIGHTS",
+        "moderator=1,feedback=0.5,akismet=0.5",
+        "Training weight of a stored label by its source (site feedback and Akismet reports count less).",
+    ),
+    Setting("RETRAIN_SITE_DAILY_CAP", 25, "Most training weight one site's labels of one day add to the global model.", int),
+    Setting("SITE_MIN_LABELS", 10, "Labels a site needs before it gets its own correction to the global model.", int),
+    Setting("SITE_MAX_LABELS", 5000, "Most recent labels used to fit a site's own correction.", int),
+    Setting("RETRAIN_LOCK_TIMEOUT", 3600, "Seconds a retrain waits for another one to finish before giving up.", int),
 )
 
 _TRUE = {"1", "true", "yes", "on"}

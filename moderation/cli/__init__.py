@@ -23,3 +23,4 @@ main.add_command(__import__("moderation.cli.webhooks", fromlist=["webhooks"]).we
 list(map(main.add_command, __import__("moderation.cli.service", fromlist=["COMMANDS"]).COMMANDS))
 main.add_command(__import__("moderation.cli.datasets", fromlist=["datasets"]).datasets)
 list(map(main.add_command, __import__("moderation.cli.models", fromlist=["COMMANDS"]).COMMANDS))
+list(map(main.add_command, __import__("moderation.cli.learning", fromlist=["COMMANDS"]).COMMANDS))

@@ -1,0 +1,629 @@
+"""A spam model that can be trained on more comments than fit in memory, and adjusted per site.
+
+    HashedFeatures        list[Comment] -> sparse matrix with no vocabulary to learn (feature hashing)
+    AdaptiveModel         a SpamModel over HashedFeatures plus small per-site corrections
+    fit_streaming(...)    train an AdaptiveModel from an iterator of example batches, via disk
+
+Why hashing: `retrain` reads every labelled comment in the database, 100,000 and more, and must not hold
+them all at once. A learned vocabulary needs a full pass before the first feature exists and grows with
+the data; hashed word and character n-grams need neither, so each batch is turned into features as it
+streams past. Only the document frequencies (for IDF) are counted, a fixed-size array.
+
+Training has three phases, each with bounded memory:
+
+1. Stream the batches once: normalise, tokenise and hash each comment (the expensive part, done once),
+   write the raw feature block of every batch to a temporary folder, count document frequencies.
+   One comment in `CALIBRATION_EVERY` (chosen by a hash of its text, so duplicates agree) goes to the
+   calibration set instead of the training set.
+2. Apply IDF to every block once, then run SGD epochs on the logistic loss (`partial_fit`), blocks in
+   a new random order each epoch, rows shuffled within a block, weighted per example.
+3. Score the calibration blocks: Platt scaling and the thresholds (`training.choose_thresholds`, per
+   source, on ham the model did not train on) come from them.
+
+A site correction is a sparse weight vector plus a bias added to the global log-odds, fitted on that
+site's own labels with the global score as a fixed offset (`fit_site_adjustment`). With a strong
+L2 penalty it moves only what the site's moderators consistently disagree with, and it is applied only
+to that site's comments, so one site cannot flip another's results.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.preprocessing import normalize as l2_normalize
+from sklearn.utils import murmurhash3_32
+from sklearn.utils.validation import check_is_fitted
+
+from .comment import Clue, Comment, Label, Score
+from .errors import DataError
+from .features import SIGNAL_NAMES, Prepared, describe_signal, describe_term, prepare, prepared_terms
+
+Progress = Callable[[str], None]
+
+# How many clues a score carries and how strong one must be (calibrated log-odds), as in classifier.py.
+MAX_POSITIVE_CLUES = 5
+MAX_NEGATIVE_CLUES = 2
+MIN_POSITIVE_WEIGHT = 0.05
+MIN_NEGATIVE_WEIGHT = 0.3
+
+# One comment in this many (by a hash of its normalised text) calibrates instead of training.
+CALIBRATION_EVERY = 8
+# SGD passes over the data (chosen on leave-one-video-out YouTube with starter + other videos + SMS
+# as training data, see benchmarks/bench_retrain_scale.py for the time they cost).
+DEFAULT_EPOCHS = 10
+# L2 strength per example; roughly C = 1 / (alpha * n). On the same protocol 1e-5 beat 5e-6 and 1e-6.
+DEFAULT_ALPHA = 1e-5
+# Site corrections: L2 on the weights and the bias. Strong, so that a handful of labels nudges rather
+# than overrides the global model (see benchmarks/bench_adaptation.py for the curve this gives).
+SITE_L2 = 1.0
+SITE_BIAS_L2 = 0.5
+
+
+def prepared_lower_text(doc: Prepared) -> str:
+    """Vectorizer preprocessor: a prepared comment's lowercased text (module-level so models pickle)."""
+    return doc.chars
+
+
+def _no_progress(_: str) -> None:
+    """Say nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedExample:
+    """A labelled comment with its training weight and where it came from (source, site)."""
+
+    comment: Comment
+    label: Label
+    source: str
+    weight: float = 1.0
+    site_id: int | None = None
+
+
+class HashedFeatures(TransformerMixin, BaseEstimator):
+    """Turn `list[Comment]` into word TF-IDF | char TF-IDF | signals, with hashed n-grams.
+
+    The same per-comment preparation as `features.CommentFeatures` (normalised, stemmed word uni- and
+    bigrams plus author tokens; lowercased character n-grams), hashed into 2**word_bits and 2**char_bits
+    columns. IDF comes from document frequencies counted while streaming (`set_idf`).
+    """
+
+    def __init__(
+        self,
+        *,
+        word_ngram_range: tuple[int, int] = (1, 2),
+        char_ngram_range: tuple[int, int] = (3, 5),
+        word_bits: int = 18,
+        char_bits: int = 19,
+        char_weight: float = 1.0,
+        signal_weight: float = 1.0,
+    ) -> None:
+        self.word_ngram_range = word_ngram_range
+        self.char_ngram_range = char_ngram_range
+        self.word_bits = word_bits
+        self.char_bits = char_bits
+        self.char_weight = char_weight
+        self.signal_weight = signal_weight
+
+    # -- the parts that need no fitting ----------------------------------------------------------------
+
+    @property
+    def n_words(self) -> int:
+        return int(2**self.word_bits)
+
+    @property
+    def n_chars(self) -> int:
+        return int(2**self.char_bits)
+
+    @property
+    def n_features(self) -> int:
+        return self.n_words + self.n_chars + len(SIGNAL_NAMES)
+
+    def _hashers(self) -> tuple[HashingVectorizer, HashingVectorizer]:
+        words = HashingVectorizer(
+            analyzer=prepared_terms, n_features=self.n_words, alternate_sign=False, norm=None, binary=True
+        )
+        chars = HashingVectorizer(
+            analyzer="char_wb",
+            preprocessor=prepared_lower_text,
+            lowercase=False,
+            ngram_range=self.char_ngram_range,
+            n_features=self.n_chars,
+            alternate_sign=False,
+            norm=None,
+        )
+        return words, chars
+
+    def prepare_many(self, X: Sequence[Comment]) -> list[Prepared]:
+        """Validate `X` and prepare each comment; raises TypeError for anything but Comment values."""
+        if isinstance(X, (str, Comment)):
+            raise TypeError(f"expected a sequence of Comment, found a single {type(X).__name__}")
+        docs = []
+        for item in X:
+            if not isinstance(item, Comment):
+                raise TypeError(f"expected Comment values, found {type(item).__name__}")
+            docs.append(prepare(item, self.word_ngram_range))
+        return docs
+
+    def raw(self, docs: Sequence[Prepared]) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+        """Binary word counts, sublinear char counts and the signals of prepared comments (before IDF)."""
+        words_hasher, chars_hasher = self._hashers()
+        words = words_hasher.transform(docs).astype(np.float32)
+        chars = chars_hasher.transform(docs).astype(np.float32)
+        chars.data = 1.0 + np.log(chars.data)
+        signals = np.array([[doc.signals[name] for name in SIGNAL_NAMES] for doc in docs], dtype=np.float32)
+        return words.tocsr(), chars.tocsr(), signals.reshape(len(docs), len(SIGNAL_NAMES))
+
+    # -- fitting: only the IDF weights -------------------------------------------------------------------
+
+    def set_idf(self, word_df: np.ndarray, char_df: np.ndarray, n_docs: int) -> HashedFeatures:
+        """Set smoothed IDF weights from document frequencies counted over `n_docs` comments; return self."""
+        if n_docs < 1:
+            raise DataError(f"expected at least one comment to count document frequencies on, found {n_docs}")
+        self.word_idf_ = (np.log((1.0 + n_docs) / (1.0 + word_df)) + 1.0).astype(np.float32)
+        self.char_idf_ = (np.log((1.0 + n_docs) / (1.0 + char_df)) + 1.0).astype(np.float32)
+        self.n_docs_ = int(n_docs)
+        return self
+
+    def fit(self, X: Sequence[Comment], y: object = None) -> HashedFeatures:
+        """Count document frequencies on `X` (a sequence of Comment) and set the IDF weights; return self."""
+        words, chars, _ = self.raw(self.prepare_many(X))
+        return self.set_idf(document_frequencies(words), document_frequencies(chars), words.shape[0])
+
+    def finish(self, words: sp.csr_matrix, chars: sp.csr_matrix, signals: np.ndarray) -> sp.csr_matrix:
+        """Apply IDF and l2 row normalisation to raw blocks and stack them with the signals."""
+        check_is_fitted(self, "word_idf_")
+        words = l2_normalize(words.multiply(self.word_idf_).tocsr(), copy=False)
+        chars = l2_normalize(chars.multiply(self.char_idf_).tocsr(), copy=False)
+        blocks = [words, chars * self.char_weight, sp.csr_matrix(signals * self.signal_weight)]
+        return sp.hstack(blocks, format="csr", dtype=np.float64)
+
+    def transform_prepared(self, docs: Sequence[Prepared]) -> sp.csr_matrix:
+        """The feature matrix of already prepared comments."""
+        return self.finish(*self.raw(docs))
+
+    def transform(self, X: Sequence[Comment]) -> sp.csr_matrix:
+        """The feature matrix of `X`; raises NotFittedError before the IDF weights are set."""
+        check_is_fitted(self, "word_idf_")
+        return self.transform_prepared(self.prepare_many(X))
+
+    def word_column(self, term: str) -> int:
+        """The column a word term hashes to (the same function HashingVectorizer uses)."""
+        return abs(int(murmurhash3_32(term, seed=0))) % self.n_words
+
+    def feature_kind(self, index: int) -> tuple[str, str]:
+        """(family, name) of column `index`: ("word", ""), ("char", "") or ("signal", name).
+
+        Hashed columns have no single name; `AdaptiveModel` reads word terms back from the comment.
+        """
+        if index < self.n_words:
+            return "word", ""
+        if index < self.n_words + self.n_chars:
+            return "char", ""
+        return "signal", SIGNAL_NAMES[index - self.n_words - self.n_chars]
+
+
+def document_frequencies(matrix: sp.csr_matrix) -> np.ndarray:
+    """How many rows of `matrix` have a non-zero in each column."""
+    matrix = matrix.tocsr()
+    matrix.sum_duplicates()
+    return np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class LinearWeights:
+    """A fitted linear classifier's weights only (what SpamModel needs), stored compactly as float32."""
+
+    coef_: np.ndarray
+    intercept_: np.ndarray
+
+
+@dataclass(frozen=True)
+class SiteAdjustment:
+    """A site's correction to the global log-odds: sparse weights over feature columns plus a bias."""
+
+    indices: np.ndarray  # sorted int32 column numbers
+    weights: np.ndarray  # float32, one per index
+    bias: float
+    n_labels: int
+    spam: int = 0
+    ham: int = 0
+
+    def decision(self, matrix: sp.csr_matrix) -> np.ndarray:
+        """The correction for each row of `matrix` (the same feature layout as the global model)."""
+        out = np.full(matrix.shape[0], self.bias, dtype=np.float64)
+        if self.indices.size == 0:
+            return out
+        for row in range(matrix.shape[0]):
+            start, end = matrix.indptr[row], matrix.indptr[row + 1]
+            columns = matrix.indices[start:end]
+            positions = np.searchsorted(self.indices, columns)
+            positions[positions >= self.indices.size] = 0
+            hit = self.indices[positions] == columns
+            out[row] += float(np.dot(matrix.data[start:end][hit], self.weights[positions[hit]]))
+        return out
+
+
+class AdaptiveModel:
+    """Hashed features + linear weights + Platt calibration, versioned, with per-site corrections.
+
+    It answers like `classifier.SpamModel` (`score`, `score_many`, `predict_proba`, `decision_function`,
+    `version`, `thresholds`, `calibration`); `score_for_site`/`score_many_for_site`/
+    `predict_proba_for_site` add a site's own correction (`sites`: site id → SiteAdjustment) when it has one.
+    """
+
+    def __init__(
+        self,
+        features: HashedFeatures,
+        classifier: LinearWeights,
+        calibration: tuple[float, float],
+        *,
+        version: str,
+        thresholds: Any = None,
+        sites: dict[int, SiteAdjustment] | None = None,
+    ) -> None:
+        from .classifier import Thresholds
+
+        self.features = features
+        self.classifier = classifier
+        self.calibration = calibration
+        self.version = version
+        self.thresholds = thresholds or Thresholds()
+        self.sites = dict(sites or {})
+        self._prepare_weights()
+
+    def _prepare_weights(self) -> None:
+        self._coef = np.ravel(self.classifier.coef_).astype(np.float64)
+        self._intercept = float(np.ravel(self.classifier.intercept_)[0])
+
+    def __getstate__(self) -> dict[str, object]:
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._prepare_weights()
+
+    def _decision(self, matrix: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(matrix @ self._coef + self._intercept, dtype=np.float64)
+
+    def _probability(self, decision: np.ndarray) -> np.ndarray:
+        slope, intercept = self.calibration
+        return np.asarray(1.0 / (1.0 + np.exp(-(slope * decision + intercept))), dtype=np.float64)
+
+    def decision_function(self, comments: Sequence[Comment]) -> np.ndarray:
+        """Uncalibrated global log-odds of each comment being spam."""
+        return self._decision(self.features.transform(comments))
+
+    def predict_proba(self, comments: Sequence[Comment]) -> np.ndarray:
+        """Calibrated spam probability of each comment from the global model, as a 1-D array."""
+        return self._probability(self.decision_function(comments))
+
+    def score(self, comment: Comment) -> Score:
+        """The global model's calibrated spam probability of `comment` and the clues behind it."""
+        return self.score_many_for_site([comment], None)[0]
+
+    def score_many(self, comments: Sequence[Comment]) -> list[Score]:
+        """Score several comments with the global model, each with its clues."""
+        return self.score_many_for_site(comments, None)
+
+    def score_many_for_site(self, comments: Sequence[Comment], site_id: int | None) -> list[Score]:
+        """Score comments submitted to `site_id`, with that site's correction when it has one."""
+        adjustment = self.sites.get(site_id) if site_id is not None else None
+        docs = self.features.prepare_many(comments)
+        matrix = self.features.transform_prepared(docs)
+        decision = self._decision(matrix)
+        extra = adjustment.decision(matrix) if adjustment is not None else np.zeros(len(docs))
+        probabilities = self._probability(decision + extra)
+        return [
+            Score(float(p), self._clues(matrix.getrow(i), docs[i], float(extra[i])), self.version)
+            for i, p in enumerate(probabilities)
+        ]
+
+    def score_for_site(self, comment: Comment, site_id: int | None) -> Score:
+        """Score one comment submitted to `site_id` (see `score_many_for_site`)."""
+        return self.score_many_for_site([comment], site_id)[0]
+
+    def predict_proba_for_site(self, comments: Sequence[Comment], site_id: int | None) -> np.ndarray:
+        """Calibrated spam probabilities with `site_id`'s correction applied (none: the global model)."""
+        matrix = self.features.transform(comments)
+        decision = self._decision(matrix)
+        adjustment = self.sites.get(site_id) if site_id is not None else None
+        if adjustment is not None:
+            decision = decision + adjustment.decision(matrix)
+        return self._probability(decision)
+
+    def _clues(self, row: sp.csr_matrix, doc: Prepared, site_part: float = 0.0) -> tuple[Clue, ...]:
+        """The strongest contributions in calibrated log-odds; hashed word columns named by the comment's terms."""
+        slope = self.calibration[0]
+        terms_by_column: dict[int, str] = {}
+        for term in doc.terms:
+            terms_by_column.setdefault(self.features.word_column(term), term)
+        contributions = row.data * self._coef[row.indices] * slope
+        clues: list[Clue] = []
+        char_total = 0.0
+        for index, weight in zip(row.indices.tolist(), contributions.tolist(), strict=True):
+            kind, name = self.features.feature_kind(index)
+            if kind == "char":
+                char_total += weight  # character n-grams are unreadable one by one: one clue together
+            elif kind == "word":
+                found = terms_by_column.get(index)
+                if found is not None:
+                    clues.append(Clue(f"word:{found}", describe_term(found, doc), weight))
+            else:
+                clues.append(Clue(f"signal:{name}", describe_signal(name, doc.signals[name]), weight))
+        if char_total:
+            side = "spam" if char_total > 0 else "normal comments"
+            clues.append(Clue("char", f"spelling and character patterns typical of {side}", char_total))
+        if site_part:
+            side = "spam" if site_part > 0 else "normal comments"
+            clues.append(Clue("site", f"like what this site's moderators marked as {side}", site_part * slope))
+        positive = sorted((c for c in clues if c.weight >= MIN_POSITIVE_WEIGHT), key=lambda c: -c.weight)
+        negative = sorted((c for c in clues if c.weight <= -MIN_NEGATIVE_WEIGHT), key=lambda c: c.weight)
+        return tuple(positive[:MAX_POSITIVE_CLUES] + negative[:MAX_NEGATIVE_CLUES])
+
+
+def score_for_site(model: Any, comment: Comment, site_id: int | None) -> Score:
+    """Score `comment` for `site_id` with any model: site-aware when it can be, global otherwise."""
+    scorer = getattr(model, "score_for_site", None)
+    if scorer is not None:
+        found: Score = scorer(comment, site_id)
+        return found
+    score: Score = model.score(comment)
+    return score
+
+
+def probabilities_for_site(model: Any, comments: Sequence[Comment], site_id: int | None) -> np.ndarray:
+    """Calibrated spam probabilities of `comments` for `site_id` with any model."""
+    scorer = getattr(model, "predict_proba_for_site", None)
+    if scorer is not None:
+        return np.asarray(scorer(comments, site_id), dtype=float)
+    return np.asarray(model.predict_proba(comments), dtype=float)
+
+
+# --- training --------------------------------------------------------------------------------------------
+
+
+def is_calibration(doc: Prepared) -> bool:
+    """Whether a prepared comment belongs to the calibration set (stable: by a hash of its text)."""
+    return zlib.crc32(doc.text.encode("utf-8", "surrogatepass")) % CALIBRATION_EVERY == 0
+
+
+@dataclass
+class _Blocks:
+    """Raw feature blocks written to a folder: one .npz per batch and purpose."""
+
+    folder: Path
+    train: list[Path] = field(default_factory=list)
+    calibration: list[Path] = field(default_factory=list)
+    rows: int = 0
+
+    def write(
+        self, purpose: str, words: sp.csr_matrix, chars: sp.csr_matrix, signals: np.ndarray, **arrays: Any
+    ) -> None:
+        target = self.folder / f"{purpose}-{len(self.train) + len(self.calibration):06d}.npz"
+        np.savez(
+            target,
+            w_data=words.data, w_indices=words.indices, w_indptr=words.indptr,
+            c_data=chars.data, c_indices=chars.indices, c_indptr=chars.indptr,
+            signals=signals, **arrays,
+        )  # fmt: skip
+        (self.train if purpose == "train" else self.calibration).append(target)
+        self.rows += words.shape[0]
+
+
+def _finish_block(path: Path, features: HashedFeatures) -> None:
+    """Turn a raw block into its final features (IDF, normalised, stacked) in place, as float32."""
+    with np.load(path, allow_pickle=False) as data:
+        n = data["signals"].shape[0]
+        words = sp.csr_matrix((data["w_data"], data["w_indices"], data["w_indptr"]), shape=(n, features.n_words))
+        chars = sp.csr_matrix((data["c_data"], data["c_indices"], data["c_indptr"]), shape=(n, features.n_chars))
+        matrix = features.finish(words, chars, data["signals"]).astype(np.float32)
+        rest = {k: data[k] for k in ("y", "weight", "source")}
+    with path.open("wb") as handle:
+        np.savez(handle, data=matrix.data, indices=matrix.indices, indptr=matrix.indptr, **rest)
+
+
+def _read_block(path: Path, n_features: int) -> tuple[sp.csr_matrix, dict[str, np.ndarray]]:
+    with np.load(path, allow_pickle=False) as data:
+        n = data["y"].shape[0]
+        matrix = sp.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=(n, n_features))
+        return matrix, {k: data[k] for k in ("y", "weight", "source")}
+
+
+def _sgd(paths: Sequence[Path], n_features: int, *, epochs: int, alpha: float, random_state: int,
+         progress: Progress, label: str) -> LinearWeights:  # fmt: skip
+    """Logistic regression by SGD over blocks read from disk: blocks in random order, rows shuffled."""
+    from sklearn.linear_model import SGDClassifier
+
+    rng = np.random.default_rng(random_state)
+    # Plain (not averaged) SGD: with partial_fit, averaging from the first step lost 0.01 ROC AUC on an
+    # unseen YouTube video (0.984 vs 0.992; fit() on all rows at once: 0.992) in a 20-epoch run.
+    classifier = SGDClassifier(loss="log_loss", alpha=alpha, random_state=random_state)
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        for index in rng.permutation(len(paths)):
+            matrix, rest = _read_block(paths[index], n_features)
+            order = rng.permutation(matrix.shape[0])
+            classifier.partial_fit(matrix[order], rest["y"][order], classes=np.array([0, 1]),
+                                   sample_weight=rest["weight"][order])  # fmt: skip
+        if epoch == epochs or epoch % 5 == 0:
+            progress(f"  {label}: epoch {epoch}/{epochs} ({time.perf_counter() - started:.0f} s)")
+    return LinearWeights(coef_=np.asarray(classifier.coef_, dtype=np.float32), intercept_=classifier.intercept_.copy())
+
+
+@dataclass
+class StreamResult:
+    """What `fit_streaming` learned and measured."""
+
+    model: AdaptiveModel
+    metrics: dict[str, Any]
+    counts: dict[str, int]
+
+
+def fit_streaming(
+    batches: Iterable[Sequence[WeightedExample]],
+    *,
+    version: str,
+    features: HashedFeatures | None = None,
+    epochs: int = DEFAULT_EPOCHS,
+    alpha: float = DEFAULT_ALPHA,
+    random_state: int = 0,
+    workdir: Path | None = None,
+    progress: Progress = _no_progress,
+) -> StreamResult:
+    """Train an AdaptiveModel on example batches read once, with memory bounded by the batch size.
+
+    Raises DataError when either class has fewer than 2 training examples or nothing is left to
+    calibrate on. See the module docstring for the three phases.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from .classifier import Thresholds
+    from .evaluation import binary_metrics
+    from .training import choose_thresholds
+
+    features = features or HashedFeatures()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="moderation-retrain-", dir=workdir) as folder:
+        blocks = _Blocks(Path(folder))
+        word_df = np.zeros(features.n_words, dtype=np.int64)
+        char_df = np.zeros(features.n_chars, dtype=np.int64)
+        counts = {"train": 0, "calibration": 0, "spam": 0, "ham": 0}
+        for batch in batches:
+            if not batch:
+                continue
+            docs = features.prepare_many([e.comment for e in batch])
+            words, chars, signals = features.raw(docs)
+            word_df += document_frequencies(words)
+            char_df += document_frequencies(chars)
+            y = np.array([1 if e.label is Label.SPAM else 0 for e in batch], dtype=np.int8)
+            weight = np.array([e.weight for e in batch], dtype=np.float32)
+            source = np.array([e.source for e in batch])
+            counts["spam"] += int(y.sum())
+            counts["ham"] += int(len(y) - y.sum())
+            calibrate = np.array([is_calibration(doc) for doc in docs])
+            for purpose, mask in (("train", ~calibrate), ("calibration", calibrate)):
+                if mask.any():
+                    rows = np.flatnonzero(mask)
+                    blocks.write(purpose, words[rows], chars[rows], signals[rows], y=y[rows], weight=weight[rows],
+                                 source=source[rows])  # fmt: skip
+                    counts[purpose] += len(rows)
+            progress(f"  features: {blocks.rows} comments ({time.perf_counter() - started:.0f} s)")
+        if counts["spam"] < 2 or counts["ham"] < 2:
+            raise DataError(
+                f"expected at least 2 spam and 2 ham examples, found {counts['spam']} spam, {counts['ham']} ham"
+            )
+        if not blocks.calibration or not blocks.train:
+            raise DataError("too few distinct comments to keep some apart for calibration; add more labelled data")
+        features.set_idf(word_df, char_df, blocks.rows)
+        del word_df, char_df
+        for path in blocks.train + blocks.calibration:
+            _finish_block(path, features)
+        progress(f"  IDF applied ({time.perf_counter() - started:.0f} s)")
+
+        n = features.n_features
+        trial = _sgd(blocks.train, n, epochs=epochs, alpha=alpha, random_state=random_state, progress=progress,
+                     label="calibration model")  # fmt: skip
+        decision_parts, y_parts, source_parts = [], [], []
+        for path in blocks.calibration:
+            matrix, rest = _read_block(path, n)
+            coef = trial.coef_.ravel().astype(np.float64)
+            decision_parts.append(np.asarray(matrix @ coef, dtype=np.float64) + float(trial.intercept_[0]))
+            y_parts.append(rest["y"])
+            source_parts.append(rest["source"])
+        # The model we keep learns from every comment; the calibration set only had to be unseen by the
+        # trial model whose scores set the calibration and the thresholds (as training.py does with folds).
+        weights = _sgd(blocks.train + blocks.calibration, n, epochs=epochs, alpha=alpha, random_state=random_state,
+                       progress=progress, label="final model")  # fmt: skip
+    decision = np.concatenate(decision_parts)
+    y_cal = np.concatenate(y_parts).astype(int)
+    sources = np.concatenate(source_parts)
+    if len(set(y_cal.tolist())) < 2:
+        raise DataError("the calibration comments hold only one class; add more labelled data")
+    platt = LogisticRegression(C=1e4, solver="lbfgs").fit(decision.reshape(-1, 1), y_cal)
+    calibration = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+    probabilities = 1.0 / (1.0 + np.exp(-(calibration[0] * decision + calibration[1])))
+    hams = {s: probabilities[(sources == s) & (y_cal == 0)] for s in sorted(set(sources.tolist()))}
+    thresholds: Thresholds = choose_thresholds(hams)
+    model = AdaptiveModel(features, weights, calibration, version=version, thresholds=thresholds)
+    metrics = {
+        "protocol": f"calibration set: 1 in {CALIBRATION_EVERY} training comments by text hash, not trained on",
+        "calibration": binary_metrics(y_cal, probabilities, thresholds),
+        "fit_seconds": round(time.perf_counter() - started, 2),
+        "epochs": epochs,
+        "alpha": alpha,
+    }
+    return StreamResult(model, metrics, counts)
+
+
+def fit_site_adjustment(
+    model: AdaptiveModel,
+    comments: Sequence[Comment],
+    labels: Sequence[Label],
+    weights: Sequence[float] | None = None,
+    *,
+    l2: float = SITE_L2,
+    bias_l2: float = SITE_BIAS_L2,
+) -> SiteAdjustment:
+    """Fit a site's correction to `model`'s log-odds on that site's labelled comments.
+
+    Minimises the weighted logistic loss of (global log-odds + x·w + b) plus l2/2·|w|² + bias_l2/2·b²
+    over the columns the site's comments use, with L-BFGS. Raises DataError without any comment.
+    """
+    from scipy.optimize import minimize
+
+    if not comments:
+        raise DataError("expected the site's labelled comments, found none")
+    matrix = model.features.transform(comments)
+    offset = np.asarray(matrix @ model._coef + model._intercept, dtype=np.float64)
+    y = np.array([1.0 if label is Label.SPAM else 0.0 for label in labels])
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    columns = np.unique(matrix.indices).astype(np.int32)
+    local = matrix[:, columns].tocsr()
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        beta, bias = params[:-1], params[-1]
+        z = offset + local @ beta + bias
+        p = 1.0 / (1.0 + np.exp(-z))
+        # log(1 + e^z) - y z, computed stably
+        value = float(np.sum(w * (np.logaddexp(0.0, z) - y * z)))
+        value += 0.5 * l2 * float(beta @ beta) + 0.5 * bias_l2 * bias * bias
+        residual = w * (p - y)
+        gradient = np.append(local.T @ residual + l2 * beta, residual.sum() + bias_l2 * bias)
+        return value, gradient
+
+    result = minimize(loss, np.zeros(len(columns) + 1), jac=True, method="L-BFGS-B", options={"maxiter": 200})
+    beta, bias = result.x[:-1], float(result.x[-1])
+    keep = np.abs(beta) > 1e-4
+    return SiteAdjustment(
+        indices=columns[keep],
+        weights=beta[keep].astype(np.float32),
+        bias=bias if math.isfinite(bias) else 0.0,
+        n_labels=len(y),
+        spam=int(y.sum()),
+        ham=int(len(y) - y.sum()),
+    )
+
+
+__all__ = [
+    "AdaptiveModel",
+    "HashedFeatures",
+    "LinearWeights",
+    "SiteAdjustment",
+    "StreamResult",
+    "WeightedExample",
+    "fit_site_adjustment",
+    "fit_streaming",
+    "probabilities_for_site",
+    "score_for_site",
+]
