@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
 import logging
 import math
 import time
@@ -165,10 +166,17 @@ def parse_comment(data: Any) -> tuple[Comment, dict[str, Any], bool]:
 
 
 def json_body() -> Any:
-    """The request's JSON body, or ApiError 415 (not JSON) / 400 (malformed)."""
+    """The request's JSON body, or ApiError 415 (not JSON) / 400 (malformed, nested too deeply, lone surrogates)."""
     if not request.is_json:
         raise ApiError(415, f"expected Content-Type application/json, found {request.mimetype or 'none'!r}")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+        # "\ud800" is a valid JSON escape but not Unicode: no database can store it (a 500 before this check).
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError as exc:  # "[[[[..." within MAX_CONTENT_LENGTH exhausts the decoder's stack
+        raise ApiError(400, "JSON body nested too deeply") from exc
+    except UnicodeEncodeError as exc:
+        raise ApiError(400, "JSON strings must be valid Unicode, found a lone surrogate (\\ud800-\\udfff)") from exc
     if data is None:
         raise ApiError(400, "malformed JSON body")
     return data

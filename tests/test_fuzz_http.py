@@ -1,0 +1,301 @@
+"""Every HTTP endpoint fed hostile input: JSON bodies, Akismet forms in any charset, huge and nested bodies.
+
+The property is the same everywhere: the answer is never a 5xx (a 500 means bad input crashed a
+view; a 503 would tell the site to retry input that can never succeed), JSON API errors keep the one
+error shape, and Akismet endpoints answer one of their documented words. SQLite and PostgreSQL both
+run: PostgreSQL refuses NUL characters and invalid Unicode that SQLite stores.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote_from_bytes
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from moderation.api import FIELD_LIMITS
+from moderation.sites import create_site
+
+# Hypothesis reuses the function-scoped app and key across examples on purpose: one database per test.
+fuzz = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+HOSTILE = ["<a href=", "&#x0;", "\x00", "\ud800", "\udfff", "\u202e", "\ufeff", "\ufdfa", "а", "'; DROP TABLE --", "%s"]
+any_char = st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr))
+hostile_text = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(any_char, max_size=10)), max_size=12).map("".join)
+json_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), hostile_text, st.text(any_char, max_size=3000)
+)
+json_value = st.recursive(json_scalar, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner))
+NAMES = [*FIELD_LIMITS, "rendered_at", "submitted_at", "is_test", "label", "reporter"]
+json_body = st.dictionaries(st.sampled_from(NAMES) | st.text(max_size=5), json_value, max_size=8)
+
+
+# Parsing and routing tests need no second database; the fuzzers and NUL tests run on both.
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_json_answer(response) -> None:
+    """Not a 5xx; an error keeps the one error shape."""
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+    body = response.get_json()
+    if response.status_code >= 400:
+        assert body["ok"] is False and set(body["error"]) == {"code", "message"}
+
+
+def _raw_json(value) -> bytes:
+    # json.dumps escapes lone surrogates as \ud800, exactly what a hostile client can send.
+    return json.dumps(value).encode("ascii")
+
+
+@fuzz
+@given(body=json_body)
+def test_check_answers_any_json_object_without_5xx(client, site_key, body):
+    """POST /comments/check with any JSON object (any types, hostile strings) is a 200 or a 4xx in the error shape."""
+    response = client.post(
+        "/api/v1/comments/check", data=_raw_json(body), headers=auth(site_key), content_type="application/json"
+    )
+    assert_json_answer(response)
+
+
+@fuzz
+@given(body=json_value, comment_id=st.integers(-5, 2**70))
+def test_feedback_and_status_answer_any_input_without_5xx(client, site_key, body, comment_id):
+    """Feedback with any JSON value and status with any id answer 2xx/4xx in the error shape."""
+    posted = client.post(
+        f"/api/v1/comments/{comment_id}/feedback",
+        data=_raw_json(body),
+        headers=auth(site_key),
+        content_type="application/json",
+    )
+    assert_json_answer(posted)
+    assert_json_answer(client.get(f"/api/v1/comments/{comment_id}", headers=auth(site_key)))
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"[" * 30_000 + b"]" * 30_000, 400),
+        (b'{"content": "x", "a": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", 400),
+        (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400),
+        (b'{"content": "lone \\ud800 surrogate"}', 400),
+        (b'{"content": "ok", "author_name": "\\udfff"}', 400),
+        (b'{"content": "\xff\xfe not utf-8"}', 400),
+        (b'{"content": "x"' + b" " * 70_000 + b"}", 413),
+        (b"", 400),
+        (b"null", 400),
+        (b'"just a string"', 400),
+        (b'{"content": "NaN number", "rendered_at": NaN}', 400),
+        (b'{"content": "huge", "rendered_at": 1e400}', 400),
+        (b'{"content": "\\u0000"}', 400),
+        ('{"content": "UTF-16 is JSON too"}'.encode("utf-16"), 200),
+    ],
+    ids=[
+        "nested-arrays", "nested-inside-object", "nested-objects", "lone-high-surrogate", "lone-low-surrogate",
+        "invalid-utf8", "over-max-content-length", "empty", "null", "string", "nan", "infinite", "nul", "utf16",
+    ],
+)  # fmt: skip
+def test_hostile_json_bodies_get_4xx_not_5xx(client, site_key, raw, status):
+    """Deeply nested, surrogate-laden, non-UTF-8, oversized and non-object bodies are refused with the right 4xx."""
+    response = client.post("/api/v1/comments/check", data=raw, headers=auth(site_key), content_type="application/json")
+    assert_json_answer(response)
+    assert response.status_code == status, response.get_data(as_text=True)[:300]
+
+
+def test_nul_in_feedback_reporter_is_not_a_database_error(client, site_key):
+    """Feedback naming a reporter with a NUL character on a real comment is a 4xx or 2xx, never a 5xx."""
+    checked = client.post("/api/v1/comments/check", json={"content": "Nice post"}, headers=auth(site_key)).get_json()
+    for reporter in ("\x00", "a\x00b"):
+        response = client.post(
+            f"/api/v1/comments/{checked['id']}/feedback",
+            json={"label": "spam", "reporter": reporter},
+            headers=auth(site_key),
+        )
+        assert_json_answer(response)
+
+
+@sqlite_only
+def test_wrong_content_type_and_charset_labels(client, site_key):
+    """A JSON body under a wrong or bogus content type is 415, never parsed and never a 500."""
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/json; charset=bogus-9"):
+        response = client.post(
+            "/api/v1/comments/check", data=b'{"content": "x"}', headers=auth(site_key), content_type=content_type
+        )
+        assert_json_answer(response)
+
+
+# --- Akismet form endpoints ---------------------------------------------------------------------------
+
+AKISMET_PATHS = [
+    "/1.1/verify-key",
+    "/1.1/comment-check",
+    "/1.1/submit-spam",
+    "/1.1/submit-ham",
+    "/1.2/usage-limit",
+    "/1.2/key-sites",
+    "/1.1/test",
+]
+AKISMET_WORDS = {"valid", "invalid", "true", "false", "connected", "Thanks for making the web a better place."}
+AKISMET_PARAMS = [
+    "blog", "user_ip", "user_agent", "referrer", "permalink", "comment_type", "content_type", "comment_author",
+    "comment_author_email", "comment_author_url", "comment_content", "comment_date_gmt",
+    "comment_post_modified_gmt", "blog_lang", "blog_charset", "user_role", "is_test", "recheck_reason",
+    "honeypot_field_name", "hidden_honeypot_field", "comment_context[]", "comment_context[0]",
+    "comment_context[99999999999999999999]", "guid", "month", "limit", "offset", "order", "filter", "format",
+    "POST_hp", "HTTP_X", "_wpnonce",
+]  # fmt: skip
+# Charset labels a form may claim, including codecs that decode to lone surrogates (unicode_escape,
+# utf-7), that raise plain UnicodeError (punycode, idna), multi-byte ones and nonsense.
+CHARSETS = [
+    "utf-8", "UTF-8", "iso-8859-1", "windows-1252", "shift_jis", "euc-kr", "gb18030", "koi8-r", "utf-16",
+    "utf-16-le", "utf-32", "utf-7", "unicode_escape", "raw_unicode_escape", "punycode", "idna", "base64", "rot13",
+    "hex", "bogus-charset", "", "\x00", "utf-8\"; x=y",
+]  # fmt: skip
+ENCODINGS = ["utf-8", "latin-1", "cp1252", "shift_jis", "utf-16", "utf-7", "unicode_escape", "gb18030"]
+
+
+def _encode(text: str, encoding: str) -> bytes:
+    return text.encode(encoding, errors="surrogatepass" if encoding.startswith("utf-") else "replace")
+
+
+@st.composite
+def akismet_forms(draw, key: str) -> tuple[str, bytes, str]:
+    """(path, url-encoded body bytes, content type) for a hostile Akismet request carrying a valid key."""
+    charset = draw(st.sampled_from(CHARSETS))
+    encoding = draw(st.sampled_from(ENCODINGS))
+    pairs = [(b"api_key", key.encode())] if draw(st.booleans()) else []
+    fields = draw(st.lists(st.tuples(st.sampled_from(AKISMET_PARAMS) | st.text(max_size=6), hostile_text), max_size=10))
+    if draw(st.booleans()):
+        pairs.append((b"blog_charset", charset.encode("utf-8", "surrogatepass")))
+    if draw(st.booleans()):
+        fields.append(("comment_author", "akismet-guaranteed-spam"))
+    for name, value in fields:
+        pairs.append((_encode(name, encoding), _encode(value, encoding)))
+    raw_tail = draw(st.binary(max_size=40))  # bytes outside any encoding, half-escapes like "%e2%8"
+    body = b"&".join(quote_from_bytes(n).encode() + b"=" + quote_from_bytes(v).encode() for n, v in pairs)
+    body += b"&" + raw_tail
+    content_type = "application/x-www-form-urlencoded"
+    if draw(st.booleans()):
+        content_type += f"; charset={charset}"
+    return draw(st.sampled_from(AKISMET_PATHS)), body, content_type
+
+
+def assert_akismet_answer(response) -> None:
+    """Not a 5xx; a 200 is one of Akismet's words or a JSON/CSV report."""
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+    if response.status_code == 200 and response.mimetype == "text/plain":
+        assert response.get_data(as_text=True) in AKISMET_WORDS
+
+
+@pytest.fixture
+def akismet_site(app):
+    """A site whose Akismet key is plaintext in the test; yields (client, key)."""
+    with app.extensions["moderation"].sessions() as session:
+        _, key = create_site(session, "Blog", "https://blog.example")
+    return app.test_client(), key
+
+
+@fuzz
+@given(data=st.data())
+def test_akismet_endpoints_answer_any_form_in_any_charset(akismet_site, data):
+    """Every Akismet endpoint answers hypothesis-generated forms in any declared charset without a 5xx."""
+    client, key = akismet_site
+    path, body, content_type = data.draw(akismet_forms(key))
+    prefix = data.draw(st.sampled_from(["", f"/k/{key}", "/k/%ff%fe", "/k/" + "x" * 300]))
+    response = client.post(prefix + path, data=body, content_type=content_type)
+    assert_akismet_answer(response)
+
+
+@sqlite_only
+@fuzz
+@given(raw=st.binary(max_size=3000), host=st.sampled_from(["localhost", "abcdefghijkl.example.org", "[::1]:80", ""]))
+def test_akismet_endpoints_answer_random_bytes(akismet_site, raw, host):
+    """Random bytes as a form body, query string or Host header never produce a 5xx."""
+    client, _ = akismet_site
+    for path in ("/1.1/comment-check", "/1.1/submit-spam", "/1.2/key-sites"):
+        assert_akismet_answer(
+            client.post(path, data=raw, content_type="application/x-www-form-urlencoded", headers={"Host": host})
+        )
+    assert_akismet_answer(client.get("/1.2/key-sites", environ_overrides={"QUERY_STRING": raw.decode("latin-1")}))
+
+
+def test_akismet_surrogate_producing_charsets_are_stored(akismet_site):
+    """blog_charset=unicode_escape or utf-7 decoding to lone surrogates is stored (as U+FFFD), not a 500."""
+    client, key = akismet_site
+    for charset, content in (("unicode_escape", "%5Cud800x"), ("utf-7", "%2B2AA-x"), ("punycode", "%ff%ff")):
+        body = f"api_key={key}&blog_charset={charset}&comment_content={content}&comment_author=%5Cudfff"
+        response = client.post("/1.1/comment-check", data=body, content_type="application/x-www-form-urlencoded")
+        # punycode may garble the key too, making that request an Akismet "invalid": still not a 5xx.
+        expected = ("true", "false", "invalid") if charset == "punycode" else ("true", "false")
+        assert response.status_code == 200 and response.get_data(as_text=True) in expected, charset
+
+
+@sqlite_only
+def test_akismet_too_many_fields_is_400(akismet_site):
+    """More form fields than the parser accepts is a 400 in plain text, not a 500."""
+    client, key = akismet_site
+    body = f"api_key={key}&comment_content=x&" + "a=1&" * 2001
+    response = client.post("/1.1/comment-check", data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and response.mimetype == "text/plain"
+
+
+def test_akismet_far_future_dates_and_nul_are_handled(akismet_site):
+    """A date past datetime.max in UTC and NUL characters in fields are answered, not a 500/503."""
+    client, key = akismet_site
+    body = (
+        f"api_key={key}&comment_content=a%00b&comment_author=x%00&comment_date_gmt=9999-12-31T23:59:59-23:59"
+        "&blog=%00&comment_context[0]=%00&user_role=%00"
+    )
+    response = client.post("/1.1/comment-check", data=body, content_type="application/x-www-form-urlencoded")
+    assert_akismet_answer(response)
+    assert response.status_code == 200
+
+
+@sqlite_only
+def test_akismet_oversized_body_is_413(akismet_site, app):
+    """A form body over MAX_CONTENT_LENGTH is a 413, not read into memory and not a 500."""
+    client, key = akismet_site
+    body = f"api_key={key}&comment_content=" + "x" * (app.config["MAX_CONTENT_LENGTH"] + 1)
+    response = client.post("/1.1/comment-check", data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+
+
+def test_multipart_akismet_form_with_invalid_bytes(akismet_site):
+    """A multipart Akismet form with undecodable bytes and a file part is answered, not a 500."""
+    client, key = akismet_site
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="api_key"\r\n\r\n' + key.encode() + b"\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="comment_content"\r\n\r\n\xff\xfe\x00\xfd\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="comment_author"\r\n\r\nnul\x00name\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="f"; filename="x.bin"\r\n\r\n\x00\x01\r\n--b--\r\n'
+    )
+    response = client.post("/1.1/comment-check", data=body, content_type="multipart/form-data; boundary=b")
+    assert_akismet_answer(response)
+
+
+# --- The review UI's public form ---------------------------------------------------------------------
+
+
+form_hostile = st.sampled_from(["\x00", "\u202e", "//evil.example", "\\", "%2f%2f", "\r\n"])
+form_text = st.lists(form_hostile | st.text(), max_size=6)
+
+
+@sqlite_only
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(username=form_text.map("".join), password=st.text(max_size=2000), next_url=form_text.map("".join))
+def test_login_form_answers_any_input(app, username, password, next_url):
+    """The login form with any name, password and next URL answers 401/400, never a 5xx or an open redirect."""
+    app.config["WTF_CSRF_ENABLED"] = False
+    response = app.test_client().post(
+        "/review/login", data={"username": username, "password": password, "next": next_url}
+    )
+    assert response.status_code in (400, 401), response.status_code
