@@ -39,8 +39,9 @@ MANIFEST_FORMAT = 1
 # match for a pickled model to be trusted: scikit-learn does not promise that estimators pickled by one
 # minor release work in another (it warns, and internals do change), numpy 1 → 2 changed its pickled
 # array internals, and a pickle from one Python minor may reference names another lacks. nltk and
-# joblib are recorded for the record only: the tokenizer is our own module-level function.
-LIBRARIES: dict[str, int] = {"scikit-learn": 2, "numpy": 1, "scipy": 1, "joblib": 0, "nltk": 0}
+# joblib are recorded for the record only: the tokenizer is our own module-level function. So is this
+# package's own version: a model pickled by other code fails to unpickle with a clear ModelIntegrityError.
+LIBRARIES: dict[str, int] = {"scikit-learn": 2, "numpy": 1, "scipy": 1, "joblib": 0, "nltk": 0, "moderation": 0}
 PYTHON_COMPONENTS = 2
 
 # A version is a plain file-name stem: letters, digits, dot, dash, underscore; no separators, no "..".
@@ -352,8 +353,10 @@ def load_model(model_dir: Path, version: str | None = None, *, installed: dict[s
     check_libraries(manifest, installed)
     try:
         model = joblib.load(io.BytesIO(payload))
-    except Exception as exc:  # a hash-verified file that does not unpickle: damaged before it was hashed
-        raise ModelIntegrityError(f"model {version}: artifact could not be unpickled ({exc})") from exc
+    except Exception as exc:  # hash-verified, so: pickled by code that has since changed (or was never ours)
+        raise ModelIntegrityError(
+            f"model {version}: artifact could not be unpickled by this code ({exc}); retrain it with `moderation train`"
+        ) from exc
     if getattr(model, "version", None) != version:
         raise ModelIntegrityError(
             f"model {version}: expected the artifact to hold that version, found {getattr(model, 'version', None)!r}"

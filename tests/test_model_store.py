@@ -63,7 +63,7 @@ def test_save_writes_artifact_manifest_and_current(model_dir, save):
     assert stored["sha256"] == manifest.sha256
     assert stored["data"] == DATA and stored["metrics"] == METRICS
     assert stored["thresholds"] == {"hold": 0.3, "spam": 0.7, "discard": 0.95}
-    assert set(stored["libraries"]) == {"python", "scikit-learn", "numpy", "scipy", "joblib", "nltk"}
+    assert set(stored["libraries"]) == {"python", "scikit-learn", "numpy", "scipy", "joblib", "nltk", "moderation"}
     assert model_store.current_version(model_dir) == manifest.version
 
 
@@ -207,3 +207,18 @@ def test_new_version_is_utc_time_plus_data_hash():
 
     when = datetime(2026, 11, 28, 18, 15, 0, tzinfo=UTC)
     assert model_store.new_version("ab12cdef99", now=when) == "20261128-181500-ab12cd"
+
+
+def test_artifact_that_does_not_unpickle_is_a_clear_integrity_error(model_dir, save):
+    """Bytes that match their manifest but are not a pickle of this code give a one-sentence refusal."""
+    import hashlib
+
+    save("v1")
+    payload = b"not a pickle at all"
+    (model_dir / "v1.joblib").write_bytes(payload)
+    path = model_dir / "v1.manifest.json"
+    stored = json.loads(path.read_text())
+    stored["sha256"] = hashlib.sha256(payload).hexdigest()
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ModelIntegrityError, match=r"could not be unpickled .*moderation train"):
+        model_store.load_model(model_dir)
