@@ -37,6 +37,7 @@ MAX_POSITIVE_CLUES = 5
 MAX_NEGATIVE_CLUES = 2
 MIN_POSITIVE_WEIGHT = 0.05  # log-odds; smaller contributions are noise to a moderator
 MIN_NEGATIVE_WEIGHT = 0.3  # ham-side clues only when they pull the score down noticeably
+_URL_DOMAINS = SIGNAL_NAMES.index("url_domains")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,21 +140,26 @@ class SpamModel:
             candidates.append((char_total, -1))
         positive = sorted((x for x in candidates if x[0] >= MIN_POSITIVE_WEIGHT), reverse=True)
         negative = sorted(x for x in candidates if x[0] <= -MIN_NEGATIVE_WEIGHT)
-        chosen = self._distinct(positive, MAX_POSITIVE_CLUES) + self._distinct(negative, MAX_NEGATIVE_CLUES)
+        single_domain = doc.signals["url_domains"] <= math.log1p(1) + 1e-9
+        chosen = self._distinct(positive, MAX_POSITIVE_CLUES, single_domain)
+        chosen += self._distinct(negative, MAX_NEGATIVE_CLUES, single_domain)
         return tuple(self._describe(column, weight, doc) for weight, column in chosen)
 
-    def _distinct(self, ranked: list[tuple[float, int]], limit: int) -> list[tuple[float, int]]:
-        """Take up to `limit` clues, skipping a word already shown inside a chosen phrase."""
+    def _distinct(self, ranked: list[tuple[float, int]], limit: int, single_domain: bool) -> list[tuple[float, int]]:
+        """Take up to `limit` clues, skipping ones that would only repeat another in other words."""
         chosen: list[tuple[float, int]] = []
         shown_words: set[str] = set()
         for weight, column in ranked:
             if len(chosen) == limit:
                 break
             if 0 <= column < self._char_start:
-                words = str(self.features.word_terms_[column]).split(" ")
-                if len(words) == 1 and words[0] in shown_words:
-                    continue
+                term = str(self.features.word_terms_[column])
+                words = term.split(" ")
+                if (len(words) == 1 and words[0] in shown_words) or not any(ch.isalnum() for ch in term):
+                    continue  # already said inside a phrase, or punctuation a moderator cannot act on
                 shown_words.update(words)
+            elif column == self._signal_start + _URL_DOMAINS and single_domain:
+                continue  # "1 different linked site" only repeats "1 link"
             chosen.append((weight, column))
         return chosen
 
@@ -194,9 +200,18 @@ def _folds(examples: Sequence[LabelledComment], y: np.ndarray, random_state: int
     return list(stratified.split(np.zeros(len(y)), y))
 
 
-def _fit_linear(matrix: sparse.csr_matrix, y: np.ndarray, c: float, random_state: int) -> LogisticRegression:
+def _fit_linear(
+    matrix: sparse.csr_matrix, y: np.ndarray, weights: np.ndarray, c: float, random_state: int
+) -> LogisticRegression:
     classifier = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=random_state)
-    return classifier.fit(matrix, y)
+    return classifier.fit(matrix, y, sample_weight=weights)
+
+
+def source_weights(examples: Sequence[LabelledComment]) -> np.ndarray:
+    """Per-example weights that give every source (corpus) the same total weight, averaging 1."""
+    sources = [example.source for example in examples]
+    sizes = {source: sources.count(source) for source in set(sources)}
+    return np.array([len(sources) / (len(sizes) * sizes[source]) for source in sources])
 
 
 def train_model(
@@ -207,42 +222,47 @@ def train_model(
     random_state: int = 0,
     c: float = DEFAULT_C,
     feature_params: dict[str, object] | None = None,
+    balance_sources: bool = False,
 ) -> SpamModel:
     """Train features, classifier and calibration on `examples` and return a SpamModel.
 
     Calibration is Platt scaling fitted on out-of-fold decision values (folds by source/group when
     there are at least three groups, so the probabilities reflect unseen videos or sites).
-    Raises DataError when there are fewer than 2 examples of either class."""
+    `balance_sources` weights examples so each source counts the same (e.g. 5,500 SMS do not drown
+    2,000 YouTube comments). Raises DataError when there are fewer than 2 examples of either class."""
     y = _check_examples(examples)
+    weights = source_weights(examples) if balance_sources else np.ones(len(y))
     features = build_features(**(feature_params or {}))
     docs = features.prepare_many([example.comment for example in examples])
     out_of_fold = np.zeros(len(y))
     for train, test in _folds(examples, y, random_state):
         fold_features = build_features(**(feature_params or {}))
         fold_matrix = fold_features.fit_transform_prepared([docs[i] for i in train])
-        fold_classifier = _fit_linear(fold_matrix, y[train], c, random_state)
+        fold_classifier = _fit_linear(fold_matrix, y[train], weights[train], c, random_state)
         test_matrix = fold_features.transform_prepared([docs[i] for i in test])
         out_of_fold[test] = fold_classifier.decision_function(test_matrix)
-    calibration = platt_scaling(out_of_fold, y)
-    classifier = _fit_linear(features.fit_transform_prepared(docs), y, c, random_state)
+    calibration = platt_scaling(out_of_fold, y, weights)
+    classifier = _fit_linear(features.fit_transform_prepared(docs), y, weights, c, random_state)
     version = version or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return SpamModel(features, classifier, calibration, version=version, thresholds=thresholds)
 
 
-def platt_scaling(decision: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def platt_scaling(decision: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
     """Fit Platt's sigmoid p = 1 / (1 + exp(-(a·d + b))) to decision values `decision` and labels `y`.
 
     Uses Platt's smoothed targets ((n+ + 1) / (n+ + 2) and 1 / (n- + 2)) so that perfectly separated
-    out-of-fold scores, common on small data, give a finite slope instead of certainty."""
-    positives = float(y.sum())
-    negatives = float(len(y) - positives)
+    out-of-fold scores, common on small data, give a finite slope instead of certainty. `weights`
+    (default all 1) weight each example's loss."""
+    weights = np.ones(len(y)) if weights is None else weights
+    positives = float(weights[y == 1].sum())
+    negatives = float(weights[y == 0].sum())
     targets = np.where(y == 1, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))
 
     def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
         z = params[0] * decision + params[1]
         # log(1 + exp(z)) - t·z is the cross-entropy of sigmoid(z) against target t, computed stably.
-        value = float(np.sum(np.logaddexp(0.0, z) - targets * z))
-        residual = 1.0 / (1.0 + np.exp(-z)) - targets
+        value = float(weights @ (np.logaddexp(0.0, z) - targets * z))
+        residual = weights * (1.0 / (1.0 + np.exp(-z)) - targets)
         return value, np.array([float(residual @ decision), float(residual.sum())])
 
     prior = math.log((negatives + 1.0) / (positives + 1.0))

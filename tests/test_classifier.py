@@ -11,7 +11,14 @@ from conftest import TINY_CORPUS
 from sklearn.base import clone
 from sklearn.metrics import matthews_corrcoef
 
-from moderation.classifier import SpamModel, Thresholds, platt_scaling, train_baseline, train_model
+from moderation.classifier import (
+    SpamModel,
+    Thresholds,
+    platt_scaling,
+    source_weights,
+    train_baseline,
+    train_model,
+)
 from moderation.comment import Comment, Decision, Label, LabelledComment
 from moderation.errors import DataError
 
@@ -101,6 +108,17 @@ def test_training_needs_both_classes(tiny_corpus):
         train_model(only_spam)
     with pytest.raises(DataError):
         train_model([])
+
+
+def test_source_weights_balance_corpora(tiny_corpus):
+    """Balanced weights give each source the same total, and training with them still separates spam."""
+    extra = [LabelledComment(HAMMY, Label.HAM, "other")] * 4
+    examples = [*tiny_corpus, *extra]
+    weights = source_weights(examples)
+    assert weights[: len(tiny_corpus)].sum() == pytest.approx(weights[len(tiny_corpus) :].sum())
+    assert weights.mean() == pytest.approx(1.0)
+    model = train_model(examples, balance_sources=True)
+    assert model.score(SPAMMY).probability > model.score(HAMMY).probability
 
 
 def test_thresholds_decide_and_validate():

@@ -108,7 +108,8 @@ def test_normalize_and_links_never_raise_and_stay_bounded(text):
     """On arbitrary Unicode, normalisation and link extraction return bounded results without raising."""
     normalized = normalize(text)
     assert len(normalized) <= 2 * MAX_CHARS
-    assert normalize(normalized) == normalize(normalized)
+    assert not any(char in normalized for char in "\u200b\u200d\u202e\ufeff")
+    assert normalized == normalized.strip() and "  " not in normalized
     for link in extract_links(text):
         assert isinstance(link.host, str)
     assert all(token == token.lower() for token in tokenize(normalized))
