@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import math
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +48,7 @@ MAX_ID = 2**63 - 1
 
 # Comment fields the API accepts: name → longest value in characters.
 FIELD_LIMITS: dict[str, int] = {
-    "content": 65536,
+    "content": 20000,  # what the text features read (text.MAX_CHARS); the whole body must fit MAX_CONTENT_LENGTH
     "author_name": 500,
     "author_email": 500,
     "author_url": 2000,
@@ -60,6 +61,7 @@ FIELD_LIMITS: dict[str, int] = {
     "honeypot": 1000,
 }
 TIMESTAMP_FIELDS = ("rendered_at", "submitted_at")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:(?P<second>\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})?$")
 # Epoch timestamps must fall in this range (2000-01-01 .. 2100-01-01): anything else is a unit mistake.
 EPOCH_RANGE = (946684800, 4102444800)
 
@@ -105,27 +107,39 @@ def _wants_json() -> bool:
 
 
 def parse_timestamp(name: str, value: Any) -> datetime | None:
-    """An ISO-8601 string or epoch seconds → aware UTC datetime; None/"" → None; else ApiError 400."""
+    """An RFC 3339 date-time (a missing offset means UTC) or epoch seconds → aware UTC datetime.
+
+    None or "" → None; anything else → ApiError 400.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ApiError(400, f"{name}: expected an ISO-8601 string or epoch seconds, found {type(value).__name__}")
-    if isinstance(value, str) and len(value) > 40:
-        raise ApiError(400, f"{name}: expected an ISO-8601 string or epoch seconds, found {len(value)} characters")
-    try:
-        if isinstance(value, str) and not _looks_numeric(value):
-            parsed = datetime.fromisoformat(value)
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-        seconds = float(value)
-    except (ValueError, OverflowError) as exc:
-        raise ApiError(400, f"{name}: expected an ISO-8601 string or epoch seconds, found {value!r}") from exc
-    if not math.isfinite(seconds) or not EPOCH_RANGE[0] <= seconds <= EPOCH_RANGE[1]:
+    if isinstance(value, str):
+        return _parse_datetime(name, value)
+    if not math.isfinite(value) or not EPOCH_RANGE[0] <= value <= EPOCH_RANGE[1]:
         raise ApiError(400, f"{name}: expected epoch seconds between 2000 and 2100, found {value!r}")
-    return datetime.fromtimestamp(seconds, UTC)
+    return datetime.fromtimestamp(value, UTC)
 
 
-def _looks_numeric(text: str) -> bool:
-    return text.strip().replace(".", "", 1).isdigit()
+def _parse_datetime(name: str, text: str) -> datetime:
+    match = _RFC3339.match(text)
+    if match is None:
+        shown = text if len(text) <= 40 else f"{text[:40]}…"
+        raise ApiError(400, f"{name}: expected an ISO-8601 date-time like 2026-01-31T12:00:00Z, found {shown!r}")
+    normal = text.upper()
+    if match.group("second") == "60":  # a leap second: RFC 3339 allows it, datetime does not
+        normal = normal[: match.start("second")] + "59" + normal[match.end("second") :]
+    try:
+        parsed = datetime.fromisoformat(normal)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: not a valid date-time: {exc}") from exc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar's edge: keep the wall-clock time
+        return parsed.replace(tzinfo=UTC)
 
 
 def parse_comment(data: Any) -> tuple[Comment, dict[str, Any], bool]:
@@ -141,12 +155,11 @@ def parse_comment(data: Any) -> tuple[Comment, dict[str, Any], bool]:
             raise ApiError(400, f"{name}: expected a string, found {type(value).__name__}")
         if len(value) > limit:
             raise ApiError(400, f"{name}: expected at most {limit} characters, found {len(value)}")
-        if "\x00" in value:
-            raise ApiError(400, f"{name}: NUL characters are not allowed")
-        values[name] = value
+        # NUL never means anything in a comment and PostgreSQL cannot store it in text: drop it.
+        values[name] = value.replace("\x00", "")
     if not values.get("content", "").strip():
-        raise ApiError(400, "content: required, a non-empty string")
-    ip = values.get("user_ip", "").strip()
+        raise ApiError(400, "content: required, a string with at least one visible character")
+    ip = values.get("user_ip", "")
     if ip:
         try:
             values["user_ip"] = str(ipaddress.ip_address(ip))
@@ -322,6 +335,7 @@ def feedback(comment_id: int) -> Response:
         reporter = data.get("reporter", "")
         if not isinstance(reporter, str) or len(reporter) > 150:
             raise ApiError(400, "reporter: expected a string of at most 150 characters")
+        reporter = reporter.replace("\x00", "")  # PostgreSQL cannot store NUL; it never means anything here
         record = _owned_comment(session, site, comment_id)
         actor = f"site:{site.id}" + (f"/{reporter}" if reporter else "")
         record_label(session, record, Label(label), source="feedback", actor=actor)

@@ -15,19 +15,29 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _comment_request() -> dict[str, Any]:
-    from .api import FIELD_LIMITS
+    from .api import EPOCH_RANGE, FIELD_LIMITS
 
-    properties: dict[str, Any] = {name: {"type": "string", "maxLength": limit} for name, limit in FIELD_LIMITS.items()}
-    properties["content"]["minLength"] = 1
-    properties["content"]["description"] = "The comment text (plain or HTML). Required."
+    properties: dict[str, Any] = {
+        name: {"type": ["string", "null"], "maxLength": limit} for name, limit in FIELD_LIMITS.items()
+    }
+    properties["content"] = {
+        "type": "string",
+        "maxLength": FIELD_LIMITS["content"],
+        "pattern": "[^\\s\\x00]",  # at least one visible character
+        "description": "The comment text (plain or HTML). Required.",
+    }
+    properties["user_ip"]["anyOf"] = [{"const": ""}, {"format": "ipv4"}, {"format": "ipv6"}]
     properties["user_ip"]["description"] = "The commenter's IPv4 or IPv6 address."
+    properties["user_agent"]["description"] = "The browser's User-Agent; omit when unknown, empty when it sent none."
     properties["honeypot"]["description"] = "The value of a hidden form field; anything in it means a bot."
     for name in ("rendered_at", "submitted_at"):
         properties[name] = {
             "description": "ISO-8601 date-time (naive means UTC) or Unix epoch seconds.",
             "oneOf": [
                 {"type": "string", "format": "date-time"},
-                {"type": "number", "minimum": 946684800, "maximum": 4102444800},
+                {"type": "number", "minimum": EPOCH_RANGE[0], "maximum": EPOCH_RANGE[1]},
+                {"const": ""},
+                {"type": "null"},
             ],
         }
     properties["is_test"] = {"type": "boolean", "description": "A test call: stored but never used for training."}
@@ -35,7 +45,7 @@ def _comment_request() -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    """The OpenAPI 3.0 document as a dict."""
+    """The OpenAPI 3.1 document as a dict."""
     errors = {
         "400": _error("Malformed JSON, a wrong type, or missing content"),
         "401": _error("No credentials"),
@@ -51,7 +61,7 @@ def document() -> dict[str, Any]:
         "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
     }
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "moderation comment-check API",
             "version": __version__,
@@ -152,12 +162,11 @@ def document() -> dict[str, Any]:
                         "id": {"type": "integer"},
                         "decision": {"$ref": "#/components/schemas/Decision"},
                         "score": {
-                            "type": "number",
-                            "nullable": True,
+                            "type": ["number", "null"],
                             "description": "Spam probability; null without a model.",
                         },
                         "reasons": {"type": "array", "items": {"type": "string"}},
-                        "model_version": {"type": "string", "nullable": True},
+                        "model_version": {"type": ["string", "null"]},
                     },
                 },
                 "Comment": {
@@ -178,9 +187,9 @@ def document() -> dict[str, Any]:
                         "id": {"type": "integer"},
                         "decision": {"$ref": "#/components/schemas/Decision"},
                         "status": {"$ref": "#/components/schemas/Status"},
-                        "score": {"type": "number", "nullable": True},
+                        "score": {"type": ["number", "null"]},
                         "reasons": {"type": "array", "items": {"type": "string"}},
-                        "model_version": {"type": "string", "nullable": True},
+                        "model_version": {"type": ["string", "null"]},
                         "created_at": {"type": "string", "format": "date-time"},
                         "labels": {
                             "type": "array",

@@ -8,9 +8,10 @@ import time
 import pytest
 from sqlalchemy import text
 
-from moderation.api import signature
+from moderation.api import parse_timestamp, signature
 from moderation.app import create_app
 from moderation.errors import ConfigError
+from moderation.schema import CommentRecord
 from moderation.sites import create_site, revoke_site, site_for_key
 
 SPAM = {"content": "Cheap viagra cialis online, no prescription http://pills-shop.xyz", "author_name": "cheap pills"}
@@ -120,7 +121,9 @@ def test_revoked_key_is_refused(app, client, site_key):
         ({"content": "hi", "submitted_at": 12}, "between 2000 and 2100"),
         ({"content": "hi", "submitted_at": True}, "submitted_at"),
         ({"content": "hi", "is_test": "yes"}, "is_test"),
-        ({"content": "a\x00b"}, "NUL"),
+        ({"content": "\x00 "}, "visible character"),
+        ({"content": "hi", "rendered_at": "1700000000"}, "rendered_at"),
+        ({"content": "hi", "rendered_at": "2026-01-01"}, "rendered_at"),
         ([1, 2], "JSON object"),
         ("text", "JSON object"),
     ],
@@ -155,6 +158,31 @@ def test_timestamps_in_iso_or_epoch_feed_the_too_fast_rule(client, site_key):
     answer = client.post("/api/v1/comments/check", json=body, headers=auth(site_key)).get_json()
     assert answer["decision"] == "hold"
     assert any("after the form was shown" in reason for reason in answer["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-01-31T12:00:00Z", "2026-01-31T12:00:00+00:00"),
+        ("2026-01-31t13:00:00+01:00", "2026-01-31T12:00:00+00:00"),
+        ("2026-01-31 12:00:00", "2026-01-31T12:00:00+00:00"),
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59+00:00"),
+        (1769860800, "2026-01-31T12:00:00+00:00"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_timestamps_accept_rfc3339_and_epoch(value, expected):
+    """RFC 3339 date-times (any case, any offset, naive as UTC, leap seconds) and epoch numbers become UTC."""
+    parsed = parse_timestamp("rendered_at", value)
+    assert (parsed.isoformat() if parsed else None) == expected
+
+
+def test_nul_characters_are_dropped(app, client, site_key):
+    """NUL characters, which PostgreSQL cannot store, are removed rather than refused."""
+    answer = client.post("/api/v1/comments/check", json={"content": "a\x00b"}, headers=auth(site_key)).get_json()
+    with app.extensions["moderation"].sessions() as session:
+        assert session.get(CommentRecord, answer["id"]).content == "ab"
 
 
 def test_honeypot_discards(client, site_key, model_dir):
