@@ -65,40 +65,85 @@ def corpora_dir() -> Path:
 # --- Service fixtures: a migrated database (SQLite file or a fresh PostgreSQL database), an app, a client, a key.
 
 
-def _fresh_postgres_database(base_url: str):
-    """Create an empty database next to `base_url`'s (CREATE DATABASE mod_<random>); returns (url, drop)."""
-    import secrets
+class _PostgresDatabases:
+    """Fresh PostgreSQL databases cloned from one migrated template, dropped in the background.
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    Migrating costs ~0.8 s and dropping ~1 s per database; cloning a migrated template costs ~0.2 s.
+    """
 
-    name = f"mod_{secrets.token_hex(6)}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    def __init__(self, base_url: str) -> None:
+        import secrets
+        from concurrent.futures import ThreadPoolExecutor
 
-    def drop() -> None:
-        with admin.connect() as connection:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self.base = make_url(base_url)
+        self.admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+        self.prefix = f"mod_{secrets.token_hex(4)}"
+        self.count = 0
+        self.dropper = ThreadPoolExecutor(max_workers=1)
+        self.template = self._create(f"{self.prefix}_template")
+        from moderation import db
+
+        engine = db.make_engine(self.url(self.template))
+        db.upgrade(engine)
+        engine.dispose()
+
+    def url(self, name: str) -> str:
+        return self.base.set(database=name).render_as_string(hide_password=False)
+
+    def _create(self, name: str, template: str | None = None) -> str:
+        from sqlalchemy import text
+
+        clause = f' TEMPLATE "{template}"' if template else ""
+        with self.admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+        return name
+
+    def fresh(self) -> str:
+        """The URL of a new database migrated to head and holding no rows."""
+        self.count += 1
+        return self.url(self._create(f"{self.prefix}_{self.count}", self.template))
+
+    def drop(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.dropper.submit(self._drop, make_url(url).database)
+
+    def _drop(self, name: str) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
-    return make_url(base_url).set(database=name).render_as_string(hide_password=False), drop
+    def close(self) -> None:
+        self.dropper.submit(self._drop, self.template)
+        self.dropper.shutdown(wait=True)
+        self.admin.dispose()
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh, empty PostgreSQL database for this test, dropped afterwards (skips when not configured)."""
+@pytest.fixture(scope="session")
+def _postgres_databases():
     base = os.environ.get("MODERATION_TEST_POSTGRES_URL")
     if not base:
         pytest.skip("PostgreSQL not configured: set MODERATION_TEST_POSTGRES_URL")
-    url, drop = _fresh_postgres_database(base)
+    databases = _PostgresDatabases(base)
+    yield databases
+    databases.close()
+
+
+@pytest.fixture
+def postgres_url(_postgres_databases):
+    """A fresh PostgreSQL database for this test (migrated, no rows), dropped afterwards; skips when not configured."""
+    url = _postgres_databases.fresh()
     yield url
-    drop()
+    _postgres_databases.drop(url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
-    """An empty database URL: a SQLite file in tmp_path, then a fresh PostgreSQL database."""
+    """A database URL with no rows: a SQLite file in tmp_path (not yet created), then a fresh PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'moderation.sqlite3'}"
     return request.getfixturevalue("postgres_url")
