@@ -102,6 +102,8 @@ def test_login_and_work_the_queue_by_mouse(live_server, page, artifacts):
     page.locator(f"#c-{ids[1]}").get_by_role("button", name="Approve").click()
     page.get_by_text("Approved 1 comment.").wait_for()
     assert _status(live_server, ids[1]) == "approve"
+    # The page comes back focused on the comment after the one just decided, not at the top.
+    page.wait_for_function(f"document.activeElement && document.activeElement.id === 'c-{ids[2]}'")
     page.locator(f"#c-{ids[2]}").get_by_role("button", name="Spam").click()
     page.get_by_text("Marked as spam 1 comment.").wait_for()
     assert _status(live_server, ids[2]) == "spam"

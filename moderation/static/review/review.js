@@ -21,15 +21,20 @@
     card.scrollIntoView({ block: "nearest" });
   }
 
+  // After an action the page reloads; land on the comment that will then be next in line.
+  function rememberNext(index) {
+    var list = cards();
+    var focus = document.getElementById("focus-field");
+    var after = list[index + 1] || list[index - 1];
+    if (focus && after) focus.value = after.getAttribute("data-id");
+  }
+
   function act(key) {
     var list = cards();
     if (current < 0 || current >= list.length) return false;
     var button = list[current].querySelector('button[data-key="' + key + '"]');
     if (!button) return false;
-    // After the action the page reloads; land on the comment that will then be next in line.
-    var focus = document.getElementById("focus-field");
-    var after = list[current + 1] || list[current - 1];
-    if (focus && after) focus.value = after.getAttribute("data-id");
+    rememberNext(current);
     button.click();
     return true;
   }
@@ -69,6 +74,7 @@
         cards().forEach(function (el) { el.classList.remove("current"); });
         current = index;
         card.classList.add("current");
+        if (event.target.closest("button[formaction]")) rememberNext(index);
       }
     }
   });
