@@ -257,10 +257,10 @@ def _model_run(train: list[LabelledComment], test: list[LabelledComment], inner_
     """Fit the SpamModel; its thresholds come from out-of-fold log-odds on `train` and its own calibration."""
     from .classifier import train_model
 
-    oof = decision_values_out_of_fold(train, folds=inner_folds, random_state=random_state)
     started = time.perf_counter()
     model = train_model(train, random_state=random_state)
     fit_seconds = time.perf_counter() - started
+    oof = decision_values_out_of_fold(train, model, folds=inner_folds, random_state=random_state)
     thresholds = choose_thresholds(ham_scores_by_source(train, calibrated(model, oof)))
     return model_probabilities(model, test), thresholds, fit_seconds
 

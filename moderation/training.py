@@ -18,10 +18,10 @@ ham, not only on the pooled ham, so the short, plain SMS ham cannot make the web
 (on all corpora, 5 folds: SMS alone would put auto-spam at 0.17, YouTube needs 0.96). The starter
 corpus is left out of the rates (see RATE_IGNORED_SOURCES) unless it is all there is.
 
-The out-of-fold values are the model's uncalibrated log-odds from folds fitted without calibration
-(one fit per fold instead of `train_model`'s six), mapped to probabilities by the final model's own
-Platt calibration, which was fitted on the same kind of out-of-fold values. That keeps training on all
-corpora well under a minute.
+The out-of-fold values are the model's uncalibrated log-odds from clones of the final model's feature
+transformer and classifier fitted without calibration (one fit per fold instead of `train_model`'s
+six), mapped to probabilities by the final model's own Platt calibration, which was fitted on the same
+kind of out-of-fold values. That keeps training on all corpora under a minute.
 """
 
 from __future__ import annotations
@@ -132,29 +132,36 @@ def out_of_fold_scores(
 
 def decision_values_out_of_fold(
     examples: Sequence[LabelledComment],
+    template: Any | None = None,
     *,
     folds: int = DEFAULT_FOLDS,
     random_state: int = 0,
     progress: Progress = no_progress,
 ) -> np.ndarray:
-    """Each example's uncalibrated spam log-odds from the model's features + classifier fitted without its fold.
+    """Each example's uncalibrated spam log-odds from a copy of the model fitted without its fold.
 
-    This is `train_model` minus its own calibration folds, so it costs one fit per fold instead of six:
-    the final model's Platt calibration (fitted on the same kind of out-of-fold values) then maps these
-    to probabilities (`calibrated`). Comments are normalised and tokenised once for all folds.
+    `template` is a fitted SpamModel (normally the one trained on all of `examples`): each fold fits
+    unfitted clones of its feature transformer and classifier (`sklearn.base.clone`, so they carry the
+    same hyperparameters) and skips `train_model`'s own calibration folds, one fit per fold instead of
+    six. The template's Platt calibration, fitted on the same kind of out-of-fold values, then maps the
+    result to probabilities (`calibrated`). Without a template one is trained on `examples` first.
+    Comments are normalised and tokenised once for all folds.
     """
-    from .classifier import DEFAULT_C, _fit_linear
-    from .features import build_features
+    from sklearn.base import clone
 
+    if template is None:
+        from .classifier import train_model
+
+        template = train_model(examples, random_state=random_state)
     y = labels(examples)
-    docs = build_features().prepare_many([e.comment for e in examples])
+    docs = template.features.prepare_many([e.comment for e in examples])
     values = np.full(len(examples), np.nan)
     splits = grouped_folds(examples, folds, random_state)
     for number, (train, test) in enumerate(splits, start=1):
         started = time.perf_counter()
-        features = build_features()
+        features, classifier = clone(template.features), clone(template.classifier)
         matrix = features.fit_transform_prepared([docs[i] for i in train])
-        classifier = _fit_linear(matrix, y[train], DEFAULT_C, random_state)
+        classifier.fit(matrix, y[train])
         values[test] = classifier.decision_function(features.transform_prepared([docs[i] for i in test]))
         seconds = time.perf_counter() - started
         progress(f"  fold {number}/{len(splits)}: {len(train)} train, {len(test)} held out ({seconds:.1f} s)")
@@ -275,16 +282,15 @@ def train_and_save(
     tally = counts(examples)
     progress(f"  {tally['total']} examples after deduplication ({tally['spam']} spam, {tally['ham']} ham)")
 
-    progress(f"out-of-fold predictions ({folds} grouped folds) to choose thresholds")
-    decision = decision_values_out_of_fold(examples, folds=folds, random_state=random_state, progress=progress)
-
-    progress(f"training the final model on all {len(examples)} examples")
+    progress(f"training the model on all {len(examples)} examples")
     fit_started = time.perf_counter()
     data_fingerprint = fingerprint(examples)
     version = _free_version(model_dir, new_version(data_fingerprint))
     model = train_model(examples, version=version, random_state=random_state)
     final_fit_seconds = time.perf_counter() - fit_started
 
+    progress(f"out-of-fold predictions ({folds} grouped folds) to choose thresholds")
+    decision = decision_values_out_of_fold(examples, model, folds=folds, random_state=random_state, progress=progress)
     oof = calibrated(model, decision)
     hams = ham_scores_by_source(examples, oof)
     model.thresholds = choose_thresholds(hams if per_source else np.concatenate(list(hams.values())))
