@@ -222,3 +222,14 @@ def test_artifact_that_does_not_unpickle_is_a_clear_integrity_error(model_dir, s
     path.write_text(json.dumps(stored))
     with pytest.raises(ModelIntegrityError, match=r"could not be unpickled .*moderation train"):
         model_store.load_model(model_dir)
+
+
+def test_current_naming_a_bad_or_missing_version_is_refused(model_dir, save):
+    """A CURRENT file that names a traversing or absent version is refused, not followed."""
+    save("v1")
+    (model_dir / "CURRENT").write_text("../../etc/passwd\n")
+    with pytest.raises(ModelNotFoundError, match="path separators"):
+        model_store.load_model(model_dir)
+    (model_dir / "CURRENT").write_text("v7\n")
+    with pytest.raises(ModelNotFoundError, match="no model version v7"):
+        model_store.load_model(model_dir)
