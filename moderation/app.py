@@ -37,10 +37,12 @@ def load_settings(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
     values = settings_module.load()
     known = {s.name for s in settings_module.SETTINGS}
     values.update({k: v for k, v in (test_config or {}).items() if k in known})
-    if values["ENV"] == "production" and values["SECRET_KEY"] == settings_module.DEFAULT_SECRET_KEY:
+    secret = str(values["SECRET_KEY"])
+    if values["ENV"] == "production" and (secret == settings_module.DEFAULT_SECRET_KEY or not secret.strip()):
+        found = "an empty value" if not secret.strip() else "the built-in development value"
         raise ConfigError(
             "MODERATION_SECRET_KEY: production (MODERATION_ENV=production) needs a secret key of its own, "
-            "found the built-in development value; set a long random one"
+            f"found {found}; set a long random one"
         )
     return values
 

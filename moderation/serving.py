@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -139,6 +140,7 @@ def run_gunicorn(host: str, port: int, workers: int, *, extra: dict[str, Any] | 
         "timeout": 30,
         "graceful_timeout": 10,
         "child_exit": _child_exit,
+        "logger_class": _redacting_logger(),
         **(extra or {}),
     }
 
@@ -153,6 +155,34 @@ def run_gunicorn(host: str, port: int, workers: int, *, extra: dict[str, Any] | 
             return create_app()
 
     Server().run()
+
+
+# Akismet clients may carry the API key in the URL (/k/<key>/..., ?key=, ?api_key=): access logs keep "***".
+_KEY_IN_URL = re.compile(r"(/k/)[^/?\s]{1,256}|([?&](?:api_)?key=)[^&\s]{0,256}")
+
+
+def redact_url(text: str) -> str:
+    """`text` (a request line, path or query string) with any API key in it replaced by "***"."""
+    return _KEY_IN_URL.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
+
+
+def _redacting_logger() -> type:
+    """A gunicorn Logger whose access-log fields never contain an API key or an Authorization header."""
+    from gunicorn.glogging import Logger
+
+    class RedactingLogger(Logger):
+        def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+            atoms = super().atoms(resp, req, environ, request_time)
+            for name, value in atoms.items():
+                if "authorization" in name:
+                    atoms[name] = "***"
+                elif isinstance(value, str):
+                    atoms[name] = redact_url(value)
+            if atoms.get("q"):  # the bare query string: "key=..." at its start has no "?" before it
+                atoms["q"] = redact_url("?" + atoms["q"])[1:]
+            return atoms
+
+    return RedactingLogger
 
 
 def _child_exit(_server: Any, worker: Any) -> None:

@@ -1,0 +1,126 @@
+"""Helpers for the hardening tests: a real `moderation serve` (gunicorn) process, its workers, their memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+MODERATION = str(Path(sys.executable).parent / "moderation")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running `moderation serve`: its base URL, master process and combined stdout/stderr log file."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the server printed so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def workers(self) -> list[int]:
+        """The pids of the master's live worker processes."""
+        return children(self.process.pid)
+
+
+def service_env(tmp_path: Path, database_url: str, model_dir: Path, **overrides: str) -> dict[str, str]:
+    """The MODERATION_* environment for a server on `database_url` with `model_dir` and no training."""
+    env = {
+        "MODERATION_DATABASE_URL": database_url,
+        "MODERATION_MODEL_DIR": str(model_dir),
+        "MODERATION_INSTANCE_PATH": str(tmp_path / "instance"),
+        "MODERATION_TRAIN_ON_START": "false",
+        "MODERATION_DATA_DIR": "",
+        "MODERATION_RATELIMIT_CHECK": "",
+    }
+    env.update({f"MODERATION_{k}": v for k, v in overrides.items()})
+    return env
+
+
+@contextmanager
+def serve(
+    env: dict[str, str], log_path: Path, *, workers: int = 2, access_log: bool = False, ready_timeout: float = 60.0
+) -> Iterator[Server]:
+    """Run `moderation serve` on a free loopback port until the block ends; yields once /healthz answers."""
+    port = free_port()
+    command = [MODERATION, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    command.append("--access-log" if access_log else "--no-access-log")
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+            try:
+                if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not answer /healthz in {ready_timeout} s:\n{server.log()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def children(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may contain spaces; fields after it are fixed.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of `pid` in KiB (VmRSS from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise ValueError(f"no VmRSS for pid {pid}")
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)

@@ -1,0 +1,261 @@
+"""Abuse resistance: rate limits (memory and Redis), login lockout over HTTP, secrets kept out of logs and
+the database, the production secret-key guard, and model artifacts verified before anything is unpickled."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import secrets
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from hardening_helpers import MODERATION, serve, service_env
+from sqlalchemy import MetaData, select
+
+from moderation.app import create_app
+from moderation.errors import ConfigError, ModelIntegrityError
+from moderation.settings import DEFAULT_SECRET_KEY
+from moderation.sites import create_site, hash_key
+from moderation.users import create_user
+
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+PASSWORD = "correct horse battery staple"
+HAM = {"content": "Thanks for the write-up, the second chart cleared it up for me."}
+
+
+def _app(db_url: str, tmp_path: Path, **settings):
+    return create_app(
+        {"TESTING": True, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path / "models"), "INSTANCE_PATH": str(tmp_path)}
+        | settings
+    )
+
+
+def _key(app) -> str:
+    with app.extensions["moderation"].sessions() as session:
+        return create_site(session, f"Blog {uuid.uuid4().hex[:6]}")[1]
+
+
+def _check(client, key: str, ip: str):
+    return client.post(
+        "/api/v1/comments/check",
+        json=HAM,
+        headers={"Authorization": f"Bearer {key}"},
+        environ_base={"REMOTE_ADDR": ip},
+    )
+
+
+def _limiter(app):
+    return next(iter(app.extensions["limiter"]))
+
+
+# --- Rate limits -----------------------------------------------------------------------------------------
+
+
+@sqlite_only
+def test_rate_limit_per_key_and_per_ip_in_memory_by_default(db_url, tmp_path):
+    """By default limits live in memory; one key is limited across IPs and one IP across keys (429 + Retry-After)."""
+    app = _app(db_url, tmp_path, RATELIMIT_CHECK="3/minute")
+    assert type(_limiter(app).storage).__name__ == "MemoryStorage"
+    client = app.test_client()
+    key, other_key = _key(app), _key(app)
+    # One key from four different addresses: the per-key limit stops the fourth.
+    statuses = [_check(client, key, f"192.0.2.{n}").status_code for n in range(1, 5)]
+    assert statuses == [200, 200, 200, 429]
+    # One address with fresh keys each time: the per-IP limit stops the fourth.
+    fresh = [_key(app) for _ in range(3)] + [other_key]
+    statuses = [_check(client, k, "198.51.100.9").status_code for k in fresh]
+    assert statuses == [200, 200, 200, 429]
+    limited = _check(client, key, "192.0.2.77")
+    assert limited.status_code == 429 and limited.get_json()["error"]["code"] == "rate_limited"
+    assert int(limited.headers["Retry-After"]) > 0
+
+
+@sqlite_only
+def test_rate_limit_counts_are_shared_through_redis(db_url, tmp_path):
+    """With MODERATION_RATELIMIT_STORAGE_URL=redis://, two app instances (two workers) share one budget per key."""
+    redis_url = os.environ.get("MODERATION_TEST_REDIS_URL")
+    if not redis_url:
+        pytest.skip("Redis not configured: set MODERATION_TEST_REDIS_URL")
+    first = _app(db_url, tmp_path, RATELIMIT_CHECK="4/minute", RATELIMIT_STORAGE_URL=redis_url)
+    second = _app(db_url, tmp_path, RATELIMIT_CHECK="4/minute", RATELIMIT_STORAGE_URL=redis_url)
+    assert type(_limiter(first).storage).__name__ == "RedisStorage"
+    key = _key(first)  # a fresh random key: its Redis counters start at zero
+    net = secrets.randbelow(250) + 1
+    ips = [f"10.{net}.{secrets.randbelow(250)}.{n}" for n in range(6)]
+    one, two = first.test_client(), second.test_client()
+    statuses = [_check(client, key, ip).status_code for client, ip in zip([one, two, one, two, one], ips, strict=False)]
+    assert statuses == [200, 200, 200, 200, 429]
+    assert _check(two, key, ips[5]).status_code == 429
+
+
+# --- Login lockout over real HTTP ------------------------------------------------------------------------
+
+
+def _csrf(client: httpx.Client) -> str:
+    import re
+
+    page = client.get("/review/login").text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def _login(client: httpx.Client, name: str, password: str) -> httpx.Response:
+    return client.post("/review/login", data={"username": name, "password": password, "csrf_token": _csrf(client)})
+
+
+@pytest.mark.slow
+@sqlite_only
+def test_login_lockout_and_secrets_never_logged_over_http(db_url, tmp_path):
+    """Through a real gunicorn with access logs on: five bad logins lock the account (even the right password
+    then gets 429), and no API key or password ever appears in the server's output."""
+    engine_app = _app(db_url, tmp_path)
+    sessions = engine_app.extensions["moderation"].sessions
+    with sessions() as session:
+        create_user(session, "alice", PASSWORD, role="admin")
+    key = _key(engine_app)
+    engine_app.extensions["moderation"].engine.dispose()
+    env = service_env(tmp_path, db_url, tmp_path / "models", SECRET_KEY=secrets.token_hex(16))
+    with serve(env, tmp_path / "server.log", access_log=True) as server:
+        bearer = {"Authorization": f"Bearer {key}"}
+        assert httpx.post(f"{server.base}/api/v1/comments/check", json=HAM, headers=bearer).status_code == 200
+        form = {"api_key": key, "blog": "https://blog.example", "comment_content": "hello"}
+        assert httpx.post(f"{server.base}/1.1/comment-check", data=form).status_code == 200
+        assert httpx.post(f"{server.base}/k/{key}/1.1/verify-key", data={}).text == "valid"
+        assert httpx.post(f"{server.base}/1.1/verify-key?key={key}", data={}).text == "valid"
+        with httpx.Client(base_url=server.base) as browser:
+            for attempt in range(5):
+                assert _login(browser, "alice", f"wrong password {attempt}").status_code == 401
+            locked = _login(browser, "alice", PASSWORD)
+            assert locked.status_code == 429 and "locked" in locked.text
+            assert browser.get("/review/").status_code == 302  # still not logged in
+        with httpx.Client(base_url=server.base) as other_browser:  # a new session, maybe another worker
+            assert _login(other_browser, "Alice", PASSWORD).status_code == 429
+        log = server.log()
+    assert "POST /api/v1/comments/check" in log  # the access log is on and we read it
+    for secret in (key, PASSWORD, "wrong password 0"):
+        assert secret not in log, f"{secret!r} appears in the server output"
+
+
+def test_secrets_never_reach_python_logging(db_url, tmp_path, caplog):
+    """Creating a site, checking with good and bad keys and logging in (right, wrong) log no key or password."""
+    caplog.set_level(logging.DEBUG)
+    app = _app(db_url, tmp_path, RATELIMIT_CHECK="")
+    app.config["WTF_CSRF_ENABLED"] = False
+    key = _key(app)
+    with app.extensions["moderation"].sessions() as session:
+        create_user(session, "bob", PASSWORD)
+    client = app.test_client()
+    client.post("/api/v1/comments/check", json=HAM, headers={"Authorization": f"Bearer {key}"})
+    client.post("/api/v1/comments/check", json=HAM, headers={"Authorization": "Bearer not-a-real-key-zz9"})
+    client.post("/1.1/comment-check", data={"api_key": key, "comment_content": "hi"})
+    client.post("/review/login", data={"username": "bob", "password": "wrong guess 12345"})
+    client.post("/review/login", data={"username": "bob", "password": PASSWORD})
+    logged = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+    for secret in (key, PASSWORD, "wrong guess 12345", "not-a-real-key-zz9"):
+        assert secret not in logged
+
+
+def test_cli_prints_the_key_once_and_stores_only_its_hash(db_url, tmp_path):
+    """`moderation sites add` shows the key once; the database holds its SHA-256 and nowhere the plaintext."""
+    from moderation.cli import main
+
+    env = {"MODERATION_DATABASE_URL": db_url, "MODERATION_INSTANCE_PATH": str(tmp_path)}
+    result = CliRunner().invoke(main, ["sites", "add", "Blog"], env=env)
+    assert result.exit_code == 0, result.output
+    key = next(line.split()[-1] for line in result.output.splitlines() if line.startswith("api key:"))
+    assert len(key) == 12
+    app = _app(db_url, tmp_path)
+    engine = app.extensions["moderation"].engine
+    metadata = MetaData()
+    metadata.reflect(engine)
+    found_hash = False
+    with engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            for row in connection.execute(select(table)):
+                text = " ".join(str(value) for value in row)
+                assert key not in text, f"plaintext key stored in {table.name}"
+                found_hash |= hash_key(key) in text
+    assert found_hash and hash_key(key) == hashlib.sha256(key.encode()).hexdigest()
+    if db_url.startswith("sqlite"):  # also the raw file and its WAL, in case a value were stored oddly
+        for path in Path(tmp_path).glob("moderation.sqlite3*"):
+            assert key.encode() not in path.read_bytes()
+
+
+# --- Production secret-key guard ---------------------------------------------------------------------------
+
+
+@sqlite_only
+@pytest.mark.parametrize("secret", [DEFAULT_SECRET_KEY, ""])
+def test_production_refuses_default_or_empty_secret_key(db_url, tmp_path, secret):
+    """MODERATION_ENV=production with the built-in or an empty secret key refuses to build the app."""
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        _app(db_url, tmp_path, ENV="production", SECRET_KEY=secret)
+    _app(db_url, tmp_path, ENV="production", SECRET_KEY=secrets.token_hex(32))  # a real key is fine
+
+
+@sqlite_only
+def test_serve_in_production_with_default_key_exits_with_one_line(db_url, tmp_path):
+    """`moderation serve` in production with the default key exits non-zero naming the setting, before listening."""
+    env = {**os.environ, **service_env(tmp_path, db_url, tmp_path / "models", ENV="production")}
+    env.pop("MODERATION_SECRET_KEY", None)
+    result = subprocess.run(
+        [MODERATION, "serve", "--port", "1"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    assert "MODERATION_SECRET_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- Model artifacts verified before unpickling ---------------------------------------------------------
+
+
+class _Booby:
+    """Unpickling this calls Path.touch on the marker: proof that a pickle was executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _evil_artifact(marker: Path) -> bytes:
+    return pickle.dumps(_Booby(marker))
+
+
+def test_tampered_artifact_is_never_unpickled(model_dir, tmp_path):
+    """An artifact replaced by a code-running pickle is refused on its hash; the marker file never appears."""
+    from moderation.model_store import current_version, load_model
+
+    marker = tmp_path / "unpickled.marker"
+    version = current_version(model_dir)
+    (model_dir / f"{version}.joblib").write_bytes(_evil_artifact(marker))
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        load_model(model_dir)
+    assert not marker.exists()
+    # The control: the same bytes do run code when unpickled, so the test would notice a missing check.
+    pickle.loads(_evil_artifact(tmp_path / "control.marker"))
+    assert (tmp_path / "control.marker").exists()
+
+
+def test_tampered_artifact_served_app_holds_and_never_unpickles(db_url, tmp_path, model_dir, site_key, app):
+    """The running app facing a tampered artifact holds comments, /readyz says why, the pickle never runs."""
+    from moderation.model_store import current_version
+
+    marker = tmp_path / "served.marker"
+    (model_dir / f"{current_version(model_dir)}.joblib").write_bytes(_evil_artifact(marker))
+    holder = app.extensions["moderation"].models
+    holder._checked_at = float("-inf")  # force the reload a worker does every MODEL_RELOAD_SECONDS
+    holder._model = None
+    client = app.test_client()
+    answer = client.post("/api/v1/comments/check", json=HAM, headers={"Authorization": f"Bearer {site_key}"})
+    assert answer.status_code == 200 and answer.get_json()["decision"] == "hold"
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "SHA-256" in ready.get_json()["error"]["message"]
+    assert not marker.exists()
