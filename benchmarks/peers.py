@@ -149,22 +149,28 @@ class Bogofilter(Peer):
 
     def scores(self, comments: Sequence[Comment]) -> np.ndarray:
         """Spamicity of each comment from `bogofilter -M -T` (one `S|H|U value` line per message)."""
-        db = self._db()
+        self._db()
         assert self.work_dir is not None
         box = write_mbox(self.work_dir / "score.mbox", comments)
+        try:
+            values = self.score_mbox(box)
+        finally:
+            box.unlink()
+        if len(values) != len(comments):
+            raise RuntimeError(f"bogofilter: expected {len(comments)} scores, found {len(values)}")
+        return values
+
+    def score_mbox(self, box: Path) -> np.ndarray:
+        """Spamicity of each message of an mbox file, in order (one bogofilter process)."""
         with box.open("rb") as stdin:
             result = subprocess.run(
-                ["bogofilter", "-C", "-d", str(db), "-M", "-T"], stdin=stdin, capture_output=True, check=False
+                ["bogofilter", "-C", "-d", str(self._db()), "-M", "-T"], stdin=stdin, capture_output=True, check=False
             )
-        box.unlink()
         # Exit 0/1/2 are spam/ham/unsure for the last message; 3 is an error.
         if result.returncode == 3:
             raise RuntimeError(f"bogofilter failed: {result.stderr.decode(errors='replace').strip()}")
         lines = result.stdout.decode().split("\n")
-        values = [float(line.split()[1]) for line in lines if line.strip()]
-        if len(values) != len(comments):
-            raise RuntimeError(f"bogofilter: expected {len(comments)} scores, found {len(values)}")
-        return np.asarray(values, dtype=float)
+        return np.asarray([float(line.split()[1]) for line in lines if line.strip()], dtype=float)
 
     def score_one_process(self, comment: Comment) -> float:
         """Score one message with one bogofilter process (how an MTA pipe calls it)."""
