@@ -241,8 +241,8 @@ def run_open_loop(url: str, seconds: int, rate: float, threads: int, key: str, p
             k = 0
             while True:
                 scheduled = begun + (n / threads) * interval + k * interval
-                if scheduled > begun + seconds:
-                    break
+                if scheduled > begun + seconds or time.perf_counter() > begun + seconds:
+                    break  # past the run's end: requests still queued count as missed
                 delay = scheduled - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
@@ -259,7 +259,9 @@ def run_open_loop(url: str, seconds: int, rate: float, threads: int, key: str, p
         t.start()
     for t in pool:
         t.join()
-    return summarise(latencies, time.perf_counter() - begun, errors)
+    result = summarise(latencies, time.perf_counter() - begun, errors)
+    result["scheduled"] = float(int(rate * seconds))
+    return result
 
 
 def summarise(latencies: list[float], elapsed: float, errors: int) -> dict[str, float]:
