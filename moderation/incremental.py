@@ -534,13 +534,14 @@ def fit_streaming(
         n = features.n_features
         trial = _sgd(blocks.train, n, epochs=epochs, alpha=alpha, random_state=random_state, progress=progress,
                      label="calibration model")  # fmt: skip
-        decision_parts, y_parts, source_parts = [], [], []
+        decision_parts, y_parts, source_parts, weight_parts = [], [], [], []
         for path in blocks.calibration:
             matrix, rest = _read_block(path, n)
             coef = trial.coef_.ravel().astype(np.float64)
             decision_parts.append(np.asarray(matrix @ coef, dtype=np.float64) + float(trial.intercept_[0]))
             y_parts.append(rest["y"])
             source_parts.append(rest["source"])
+            weight_parts.append(rest["weight"])
         # The model we keep learns from every comment; the calibration set only had to be unseen by the
         # trial model whose scores set the calibration and the thresholds (as training.py does with folds).
         weights = _sgd(blocks.train + blocks.calibration, n, epochs=epochs, alpha=alpha, random_state=random_state,
@@ -548,13 +549,20 @@ def fit_streaming(
     decision = np.concatenate(decision_parts)
     y_cal = np.concatenate(y_parts).astype(int)
     sources = np.concatenate(source_parts)
+    cal_weight = np.concatenate(weight_parts).astype(np.float64)
     if len(set(y_cal.tolist())) < 2:
         raise DataError("the calibration comments hold only one class; add more labelled data")
-    platt = LogisticRegression(C=1e4, solver="lbfgs").fit(decision.reshape(-1, 1), y_cal)
+    # Weighted like training, so a flood of capped labels cannot bend the calibration either.
+    platt = LogisticRegression(C=1e4, solver="lbfgs").fit(decision.reshape(-1, 1), y_cal, sample_weight=cal_weight)
     calibration = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
     probabilities = 1.0 / (1.0 + np.exp(-(calibration[0] * decision + calibration[1])))
     hams = {s: probabilities[(sources == s) & (y_cal == 0)] for s in sorted(set(sources.tolist()))}
-    thresholds: Thresholds = choose_thresholds(hams)
+    # The starter corpus's hand-picked risky ham does not set the rates (training.RATE_IGNORED_SOURCES)
+    # unless the rest is too little ham to read a 1% rate from.
+    others = sum(len(v) for k, v in hams.items() if k != "starter")
+    thresholds: Thresholds = choose_thresholds(
+        hams, ignore_sources=frozenset({"starter"}) if others >= 100 else frozenset()
+    )
     model = AdaptiveModel(features, weights, calibration, version=version, thresholds=thresholds)
     metrics = {
         "protocol": f"calibration set: 1 in {CALIBRATION_EVERY} training comments by text hash, not trained on",

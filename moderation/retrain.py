@@ -215,11 +215,11 @@ def training_batches(
     """Batches of WeightedExample: stored labels older than `cutoff`, each batch with its share of the corpora.
 
     Mixing the corpora into every batch keeps SGD's batches alike (a batch of only one site's labels
-    would pull the weights one way, the next the other). Repeats of (site, text, label) count once.
+    would pull the weights one way, the next the other). Repeats of (site, text skeleton, label) count once.
     """
     from .incremental import WeightedExample
     from .schema import LabelRecord
-    from .site_learning import daily_counts, label_weight, latest_labels_query, stream_labels
+    from .site_learning import PhraseSites, daily_counts, label_weight, latest_labels_query, skeleton, stream_labels
 
     rng = np.random.default_rng(options.random_state)
     query = latest_labels_query()
@@ -230,6 +230,11 @@ def training_batches(
     order = rng.permutation(len(corpora))
     shares = np.array_split(order, parts)
     counts = daily_counts(session, cutoff)
+    sites = PhraseSites()
+    for batch in stream_labels(session, query, BATCH_SIZE):  # first pass: which phrases several sites share
+        for stored in batch:
+            sites.add(stored.site_id, stored.label, stored.comment.content)
+    progress("  phrase agreement across sites counted")
     seen: set[tuple[int, str, str]] = set()
     stats.update(stored=0, stored_duplicates=0, corpora=len(corpora))
 
@@ -242,13 +247,13 @@ def training_batches(
     for batch in stream_labels(session, query, BATCH_SIZE):
         examples = corpus_share(index)
         for stored in batch:
-            key = (stored.site_id, stored.content_hash, stored.label.value)
-            if stored.content_hash and key in seen:
+            key = (stored.site_id, skeleton(stored.comment.content), stored.label.value)
+            if key in seen:
                 stats["stored_duplicates"] += 1
                 continue
             seen.add(key)
             weight = label_weight(
-                stored, counts, source_weights=options.source_weights, daily_cap=options.site_daily_cap
+                stored, counts, source_weights=options.source_weights, daily_cap=options.site_daily_cap, sites=sites
             )
             if weight > 0:
                 examples.append(WeightedExample(stored.comment, stored.label, STORE_SOURCE, weight, stored.site_id))

@@ -6,7 +6,10 @@ Two uses of a site's labels:
   its source's weight (`RETRAIN_SOURCE_WEIGHTS`: a moderator's decision counts more than a site's
   feedback or an Akismet submit-spam/ham report) times a per-site, per-day cap: one site's labels of one
   day add at most `RETRAIN_SITE_DAILY_CAP` to the total weight, however many it sends. Repeats of the
-  same text with the same label from the same site count once. A key flooding submit-spam with a
+  same text with the same label from the same site count once, even with counters, punctuation or
+  case changed (`skeleton`). And a phrase moves the global model only when at least two sites gave it
+  the same label: a label whose word trigrams no other site confirmed keeps `SINGLE_SITE_SHARE` of its
+  weight (`PhraseSites`). A key flooding submit-spam with a
   common ham phrase therefore moves the global model by at most a couple of dozen examples' worth,
   against thousands of ham examples in the corpora (tests/test_site_learning.py checks 1,000 reports).
 - **The site's own correction** (`incremental.SiteAdjustment`): fitted on that site's latest
@@ -16,6 +19,9 @@ Two uses of a site's labels:
 
 from __future__ import annotations
 
+import hashlib
+import re
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,6 +35,66 @@ from .errors import ConfigError
 from .schema import CommentRecord, LabelRecord
 
 DEFAULT_SOURCE_WEIGHTS = {"moderator": 1.0, "feedback": 0.5, "akismet": 0.5}
+
+
+_NOT_LETTERS = re.compile(r"[\W\d_]+")
+
+
+def skeleton(text: str) -> str:
+    """A comment's letters only, lowercased: "Thanks for sharing 17!" and "thanks, for sharing 18" agree.
+
+    Repeats of one text with counters, punctuation or case changed are the cheapest way to flood the
+    reports; they count once per site and label.
+    """
+    letters = _NOT_LETTERS.sub("", text.lower())
+    return hashlib.sha1(letters.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
+
+
+# A phrase is a word trigram (letters only, lowercased). A stored label teaches the global model fully
+# only as far as its phrases were also given the same label by another site; a label none of whose
+# phrases another site confirms keeps this share of its weight (its own site's correction learns it fully).
+SINGLE_SITE_SHARE = 0.1
+PHRASE_SLOTS = 2**20  # hashed phrase table size: two int32 arrays, 8 MB, however many labels
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def phrases(text: str) -> set[int]:
+    """Hashed word trigrams of `text` (uni- and bigrams for texts under three words)."""
+    words = _WORD.findall(text.lower())
+    n = 3 if len(words) >= 3 else max(1, len(words))
+    return {zlib.crc32(" ".join(words[i : i + n]).encode("utf-8", "surrogatepass")) for i in range(len(words) - n + 1)}
+
+
+class PhraseSites:
+    """Which phrases more than one site labelled the same way: fixed memory, filled in one streamed pass."""
+
+    def __init__(self, slots: int = PHRASE_SLOTS) -> None:
+        import numpy as np
+
+        self.slots = slots
+        self.first = np.zeros((2, slots), dtype=np.int32)  # per label: first site seen in the slot (0: none)
+        self.shared = np.zeros((2, slots), dtype=bool)  # per label: a second site was seen too
+
+    def _slots(self, text: str) -> list[int]:
+        return [h % self.slots for h in phrases(text)]
+
+    def add(self, site_id: int, label: Label, text: str) -> None:
+        """Record that `site_id` gave `label` to a comment with `text`."""
+        row = 1 if label is Label.SPAM else 0
+        for slot in self._slots(text):
+            first = self.first[row, slot]
+            if first == 0:
+                self.first[row, slot] = site_id
+            elif first != site_id:
+                self.shared[row, slot] = True
+
+    def agreement(self, label: Label, text: str) -> float:
+        """The share of `text`'s phrases another site also gave `label` (1.0 for a text without words)."""
+        slots = self._slots(text)
+        if not slots:
+            return 1.0
+        row = 1 if label is Label.SPAM else 0
+        return float(self.shared[row, slots].mean())
 
 
 def parse_source_weights(text: str) -> dict[str, float]:
@@ -160,11 +226,19 @@ def label_weight(
     *,
     source_weights: Mapping[str, float],
     daily_cap: float,
+    sites: PhraseSites | None = None,
 ) -> float:
-    """The training weight of one stored label in the global model: source weight × the site's daily cap share."""
+    """The training weight of one stored label in the global model.
+
+    Source weight × the site's daily cap share × (with `sites`) how far other sites confirm its phrases,
+    never below SINGLE_SITE_SHARE.
+    """
     base = source_weights.get(stored.source, min(source_weights.values(), default=0.5))
     count = counts.get((stored.site_id, day_key(stored.labelled_at)), 1)
-    return float(base * min(1.0, daily_cap / max(count, 1)))
+    weight = base * min(1.0, daily_cap / max(count, 1))
+    if sites is not None:
+        weight *= max(SINGLE_SITE_SHARE, sites.agreement(stored.label, stored.comment.content))
+    return float(weight)
 
 
 def site_label_counts(session: Session, before_label_id: int | None = None) -> dict[int, int]:
@@ -221,13 +295,16 @@ def fit_site_adjustments(
 
 __all__ = [
     "DEFAULT_SOURCE_WEIGHTS",
+    "PhraseSites",
     "StoredLabel",
     "daily_counts",
     "fit_site_adjustments",
     "label_weight",
     "latest_labels_query",
     "parse_source_weights",
+    "phrases",
     "site_examples",
     "site_label_counts",
+    "skeleton",
     "stream_labels",
 ]

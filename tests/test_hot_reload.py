@@ -1,0 +1,69 @@
+"""Hot reload: a promoted model reaches every gunicorn worker and every host sharing the database within 30 s."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from learning_helpers import save_and_register, starter_model
+from test_server import server
+
+from moderation import db, registry
+from moderation.schema import CommentRecord
+from moderation.sites import create_site
+
+RELOAD_WINDOW = 30.0
+
+
+def _env(tmp_path, name, database_url, model_dir):
+    return {
+        "MODERATION_DATABASE_URL": database_url,
+        "MODERATION_MODEL_DIR": str(model_dir),
+        "MODERATION_INSTANCE_PATH": str(tmp_path / name),
+        "MODERATION_TRAIN_ON_START": "false",
+        "MODERATION_DATA_DIR": "",
+        "MODERATION_RATELIMIT_CHECK": "",
+        "MODERATION_MODEL_RELOAD_SECONDS": "5",
+    }
+
+
+@pytest.mark.slow
+def test_promotion_reaches_every_worker_and_host(tmp_path, db_url):
+    """After `promote`, checks on a 3-worker server and on a second host (empty model folder) report the new version."""
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    folder = tmp_path / "models-a"
+    with db.make_sessionmaker(engine)() as session:
+        save_and_register(session, folder, starter_model("old-1"), promote=True)
+        save_and_register(session, folder, starter_model("new-2", random_state=1), promote=False)
+        _, key = create_site(session, "Blog")
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"content": "Thanks, the second example fixed my build.", "author_name": "Ada"}
+
+    def versions(base: str, n: int) -> set[str]:
+        return {
+            httpx.post(f"{base}/api/v1/comments/check", json=body, headers=headers, timeout=10).json()["model_version"]
+            for _ in range(n)
+        }
+
+    with (
+        server(_env(tmp_path, "a", db_url, folder), workers=3) as first,
+        server(_env(tmp_path, "b", db_url, tmp_path / "models-b"), workers=1) as second,
+    ):
+        assert versions(first, 12) == {"old-1"} and versions(second, 3) == {"old-1"}
+        with db.make_sessionmaker(engine)() as session:
+            registry.promote(session, "new-2", actor="test")
+        promoted_at = time.monotonic()
+        while True:
+            seen = versions(first, 12) | versions(second, 3)
+            if seen == {"new-2"}:
+                break
+            assert time.monotonic() - promoted_at < RELOAD_WINDOW, f"still serving {seen}"
+            time.sleep(0.5)
+        assert versions(first, 30) == {"new-2"}  # every worker, not just the first to reload
+    with db.make_sessionmaker(engine)() as session:
+        latest = session.query(CommentRecord).order_by(CommentRecord.id.desc()).first()
+        assert latest.model_version == "new-2"
+    engine.dispose()
+    assert (tmp_path / "models-b" / "new-2.joblib").is_file()  # fetched from the database, hash-checked

@@ -1,0 +1,188 @@
+"""`moderation retrain`: training set from every label source, promotion and refusal, dry run, lock, crash safety."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from learning_helpers import domain, new_site, save_and_register, starter_model, store_labelled
+
+from moderation import registry
+from moderation.comment import Label
+from moderation.errors import StoreError
+from moderation.model_store import current_version, list_manifests
+from moderation.retrain import EXIT_NOT_PROMOTED, EXIT_PROMOTED, RetrainOptions, retrain, retrain_lock, training_batches
+from moderation.schema import LabelRecord
+from moderation.site_learning import SINGLE_SITE_SHARE
+
+MODERATION = str(Path(sys.executable).parent / "moderation")
+FAST = RetrainOptions(epochs=4, site_daily_cap=1e9)
+
+
+@pytest.fixture(scope="module")
+def champion_model():
+    """The starter-corpus model every test starts from."""
+    return starter_model("champion-0")
+
+
+@pytest.fixture
+def store(db_engine, db_session, tmp_path, champion_model):
+    """A database with a promoted champion and one site; yields (engine, session, model_dir, site)."""
+    folder = tmp_path / "models"
+    save_and_register(db_session, folder, champion_model, promote=True)
+    return db_engine, db_session, folder, new_site(db_session)
+
+
+def test_labels_from_every_source_reach_the_training_set(store):
+    """Moderator, feedback and Akismet labels are read; test checks are not; the latest label of a comment wins."""
+    _engine, session, _folder, site = store
+    store_labelled(session, site, [("moderated spam text", Label.SPAM)], source="moderator")
+    store_labelled(session, site, [("feedback ham text", Label.HAM)], source="feedback")
+    store_labelled(session, site, [("akismet spam text", Label.SPAM)], source="akismet")
+    store_labelled(session, site, [("a test check", Label.SPAM)], is_test=True)
+    (changed,) = store_labelled(session, site, [("first spam then ham", Label.SPAM)])
+    session.add(LabelRecord(comment_id=changed, label="ham", source="moderator", actor="t"))
+    session.commit()
+
+    stats: dict[str, int] = {}
+    seen = [e for batch in training_batches(session, [], cutoff=None, options=FAST, stats=stats) for e in batch]
+    # One site: no phrase is confirmed by another, so each label keeps SINGLE_SITE_SHARE of its source weight.
+    got = {e.comment.content: (e.label, round(e.weight / SINGLE_SITE_SHARE, 6)) for e in seen}
+    assert got == {
+        "moderated spam text": (Label.SPAM, 1.0),
+        "feedback ham text": (Label.HAM, 0.5),
+        "akismet spam text": (Label.SPAM, 0.5),
+        "first spam then ham": (Label.HAM, 1.0),
+    }
+
+
+def test_a_better_challenger_is_promoted_and_reloads_nothing_by_itself(store):
+    """New-domain labels make a challenger that beats the starter champion on recent labels: promoted."""
+    engine, session, folder, site = store
+    store_labelled(session, site, domain(150, 150))
+    result = retrain(engine, folder, None, FAST)
+    assert result.promoted and result.exit_code == EXIT_PROMOTED, result.reason
+    assert result.comparison["roc_auc"]["challenger"] >= result.comparison["roc_auc"]["champion"]
+    assert registry.champion(session).version == result.challenger == current_version(folder)
+    manifest = registry.get_version(session, result.challenger).manifest
+    assert manifest["metrics"]["comparison"]["recall_at_1pct_fpr"]["challenger"] >= 0.9
+    assert result.holdout["n"] == 60
+    assert result.training["stored"] + result.training["stored_duplicates"] == 240
+
+
+def test_a_worse_challenger_is_refused_and_dry_run_changes_nothing(store):
+    """Contradictory older labels make a worse challenger: kept as a candidate; a dry run touches nothing."""
+    engine, session, folder, site = store
+    good = domain(150, 150, seed=1)
+    store_labelled(session, site, good)
+    first = retrain(engine, folder, None, FAST)
+    assert first.promoted
+    flipped = [
+        (e.comment.content, Label.HAM if e.label is Label.SPAM else Label.SPAM) for e in domain(300, 300, seed=2)
+    ]
+    store_labelled(session, site, flipped)
+    store_labelled(session, site, domain(60, 60, seed=3))
+
+    before = ({m.version for m in list_manifests(folder)}, [r.version for r in registry.list_versions(session)])
+    dry = retrain(engine, folder, None, FAST.replace(dry_run=True))
+    assert dry.exit_code == EXIT_NOT_PROMOTED and not dry.promoted, dry.comparison
+    assert before == ({m.version for m in list_manifests(folder)}, [r.version for r in registry.list_versions(session)])
+
+    refused = retrain(engine, folder, None, FAST)
+    assert refused.exit_code == EXIT_NOT_PROMOTED and "worse" in refused.reason
+    assert registry.champion(session).version == first.challenger
+    assert registry.get_version(session, refused.challenger).status == "candidate"
+
+    forced = retrain(engine, folder, None, FAST.replace(force=True))
+    assert forced.promoted and registry.champion(session).version == forced.challenger
+
+
+def test_concurrent_retrains_are_serialised(store):
+    """While one retrain holds the lock another waits, and gives up with a clear error after its timeout."""
+    engine, _session, folder, _site = store
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with retrain_lock(engine, 5, folder):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    try:
+        with pytest.raises(StoreError, match="another retrain"), retrain_lock(engine, 0.5, folder):
+            pass
+    finally:
+        release.set()
+        thread.join()
+    with retrain_lock(engine, 1, folder):
+        pass
+
+
+def _limit_file_size() -> None:
+    """In the child: files may not grow past 300 kB, and a write beyond fails (EFBIG) instead of killing it."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+
+def test_a_full_disk_mid_retrain_leaves_the_champion_serving(tmp_path, champion_model):
+    """`moderation retrain` that cannot write its files exits 1; champion, CURRENT and the folder are unchanged."""
+    from moderation import db
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    folder = tmp_path / "models"
+    with db.make_sessionmaker(engine)() as session:
+        save_and_register(session, folder, champion_model, promote=True)
+        store_labelled(session, new_site(session), domain(100, 100))
+    files = sorted(p.name for p in folder.iterdir())
+    env = {
+        **os.environ,
+        "MODERATION_DATABASE_URL": url,
+        "MODERATION_MODEL_DIR": str(folder),
+        "MODERATION_DATA_DIR": "",
+        "TMPDIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [MODERATION, "retrain", "--force"], env=env, capture_output=True, text=True, preexec_fn=_limit_file_size
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Error:" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == files
+    with db.make_sessionmaker(engine)() as session:
+        assert registry.champion(session).version == "champion-0"
+        assert [r.version for r in registry.list_versions(session)] == ["champion-0"]
+    assert current_version(folder) == "champion-0"
+    engine.dispose()
+
+
+def test_cli_exit_codes_and_comparison(tmp_path, champion_model):
+    """The CLI prints the comparison; 0 when promoted, 3 when the dry run would not promote."""
+    from moderation import db
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    folder = tmp_path / "models"
+    with db.make_sessionmaker(engine)() as session:
+        save_and_register(session, folder, champion_model, promote=True)
+        store_labelled(session, new_site(session), domain(100, 100))
+    engine.dispose()
+    env = {**os.environ, "MODERATION_DATABASE_URL": url, "MODERATION_MODEL_DIR": str(folder), "MODERATION_DATA_DIR": ""}
+    done = subprocess.run([MODERATION, "retrain"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "recall_at_1pct_fpr" in done.stdout and "promoted" in done.stdout and "epoch" in done.stderr
+    listed = subprocess.run([MODERATION, "models", "list"], env=env, capture_output=True, text=True)
+    assert "champion" in listed.stdout and "retired" in listed.stdout
+    back = subprocess.run([MODERATION, "models", "rollback"], env=env, capture_output=True, text=True)
+    assert back.returncode == 0 and "champion-0" in back.stdout
+    bad = subprocess.run([MODERATION, "models", "promote", "nope"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "nope" in bad.stderr
