@@ -259,3 +259,30 @@ def test_tampered_artifact_served_app_holds_and_never_unpickles(db_url, tmp_path
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "SHA-256" in ready.get_json()["error"]["message"]
     assert not marker.exists()
+
+
+def test_tampered_registry_bytes_are_never_unpickled(db_session, model_dir, tmp_path):
+    """Artifact bytes altered in the database registry are refused on their hash before reaching any model folder."""
+    from moderation import registry
+    from moderation.model_store import current_version
+    from moderation.schema import ModelArtifact
+
+    version = current_version(model_dir)
+    registry.register(db_session, model_dir, version)
+    registry.promote(db_session, version)
+    marker = tmp_path / "registry.marker"
+    db_session.get(ModelArtifact, version).content = _evil_artifact(marker)
+    db_session.commit()
+    other_host = tmp_path / "other-host-models"
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        registry.fetch_artifact(db_session, version, other_host)
+    assert not marker.exists() and not list(other_host.glob("*.joblib"))
+
+
+@sqlite_only
+def test_rate_limit_storage_down_fails_open(db_url, tmp_path):
+    """With the Redis limit store unreachable, checks are still answered (availability first; see threat model)."""
+    app = _app(db_url, tmp_path, RATELIMIT_CHECK="2/minute", RATELIMIT_STORAGE_URL="redis://127.0.0.1:9/0")
+    client = app.test_client()
+    key = _key(app)
+    assert [_check(client, key, "192.0.2.1").status_code for _ in range(3)] == [200, 200, 200]
