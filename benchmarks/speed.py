@@ -348,6 +348,9 @@ def http_load(model_dir: Path, levels: Sequence[int], *, seconds: float = 5, wor
     try:
         _wait_ready(base, server)
         results["ready_s"] = time.perf_counter() - started
+        import httpx
+
+        results["model"] = httpx.get(f"{base}/readyz", timeout=10).json()["checks"]["model"]
         check_url = f"{base}/api/v1/comments/check"
         # Warm up every worker (model loaded, connections open) before measuring.
         _run_wrk(check_url, 2, workers * 2, script)
