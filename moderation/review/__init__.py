@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, g, render_template, request
+from flask import Blueprint, abort, current_app, g, render_template, request
 from flask.sansio.blueprints import BlueprintSetupState
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
@@ -79,6 +79,17 @@ def _close_db(_exc: BaseException | None) -> None:
     session = g.pop("review_db", None)
     if session is not None:
         session.close()
+
+
+# Largest id a row can have (BIGINT). Larger ids in a URL overflow the database driver (a 500 on SQLite, a
+# 503 on PostgreSQL before this check); no such row can exist, so they are simply not found.
+MAX_ID = 2**63 - 1
+
+
+@bp.url_value_preprocessor
+def _ids_in_range(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    if values and any(isinstance(v, int) and not 0 <= v <= MAX_ID for v in values.values()):
+        abort(404)
 
 
 @bp.before_request
