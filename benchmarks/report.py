@@ -276,13 +276,18 @@ def _speed_section(results: dict[str, Any], out_dir: Path) -> list[str]:
         ]
     lines += _table(["measure", "time per comment"], rows)
     lines += [""]
-    lines += _http_lines(http, out_dir)
+    lines += _http_lines(http, out_dir, "http.png")
+    postgres = sp.get("http_postgres") or {}
+    if postgres.get("levels"):
+        lines += _http_lines(postgres, out_dir, "http-postgres.png")
+    elif postgres:
+        lines += [f"PostgreSQL under load: skipped ({postgres.get('skipped')}).", ""]
     lines += _profile_lines(sp)
     return lines
 
 
-def _http_lines(http: dict[str, Any], out_dir: Path) -> list[str]:
-    lines = ["### HTTP under load (gunicorn + wrk)", ""]
+def _http_lines(http: dict[str, Any], out_dir: Path, chart: str) -> list[str]:
+    lines = [f"### HTTP under load (gunicorn + wrk, {http.get('database', 'SQLite')})", ""]
     if "skipped" in http:
         return [*lines, f"Skipped: {http['skipped']}.", ""]
     lines += [
@@ -330,8 +335,8 @@ def _http_lines(http: dict[str, Any], out_dir: Path) -> list[str]:
             f"PSS (shared pages split) {', '.join(f'{x:.0f}' for x in pss)} MB. "
             f"Server ready {http.get('ready_s', float('nan')):.1f} s after start.",
         ]
-    _plot_http(http, out_dir / "http.png")
-    lines += ["", "![HTTP throughput and latency](benchmarks/http.png)", ""]
+    _plot_http(http, out_dir / chart)
+    lines += ["", f"![HTTP throughput and latency, {http['database']}](benchmarks/{chart})", ""]
     return lines
 
 
@@ -446,7 +451,7 @@ def _plot_http(http: dict[str, Any], path: Path) -> None:
     left.set_ylabel("requests/s")
     right.set_ylabel("ms")
     right.set_yscale("log")
-    figure.suptitle(f"gunicorn, {http['workers']} workers")
+    figure.suptitle(f"gunicorn, {http['workers']} workers, {http['database']}")
     figure.savefig(path, dpi=80)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from .accuracy import METHODS, SplitRuns, compare, mean_metrics
 from .peers import PEERS
@@ -160,11 +161,23 @@ def run_speed(examples: list[Any], data_dir: Path, mode: Mode, work: Path, log: 
     log(f"profiling {mode.request_n} check requests in-process")
     out["profile_request"] = speed.profile_check_request(model_dir, comments[: mode.request_n])
     try:
-        log(f"HTTP: gunicorn (2 workers) + wrk at {mode.http_levels}, {mode.http_seconds} s each")
+        log(f"HTTP (SQLite): gunicorn (2 workers) + wrk at {mode.http_levels}, {mode.http_seconds} s each")
         out["http"] = speed.http_load(model_dir, mode.http_levels, seconds=mode.http_seconds)
     except (RuntimeError, OSError) as exc:
         log(f"  HTTP skipped: {exc}")
         out["http"] = {"skipped": str(exc)}
+    postgres = os.environ.get("MODERATION_TEST_POSTGRES_URL")
+    if postgres and "skipped" not in out["http"]:
+        try:
+            log("HTTP (PostgreSQL): the same load")
+            out["http_postgres"] = speed.http_load(
+                model_dir, mode.http_levels, seconds=mode.http_seconds, postgres_url=postgres
+            )
+        except (RuntimeError, OSError, SQLAlchemyError) as exc:
+            log(f"  PostgreSQL HTTP skipped: {exc}")
+            out["http_postgres"] = {"skipped": str(exc)}
+    else:
+        out["http_postgres"] = {"skipped": "MODERATION_TEST_POSTGRES_URL not set"}
     return out
 
 

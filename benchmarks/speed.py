@@ -305,11 +305,40 @@ def _run_wrk(url: str, seconds: float, connections: int, script: Path | None) ->
     return parse_wrk(output)
 
 
-def http_load(model_dir: Path, levels: Sequence[int], *, seconds: float = 5, workers: int = 2) -> dict[str, Any]:
-    """Serve with `moderation serve` (gunicorn, SQLite) and drive /healthz and the check endpoint with wrk.
+def _postgres_database(base_url: str) -> tuple[str, Any]:
+    """Create an empty database beside `base_url`'s; returns its URL and a function that drops it."""
+    import secrets
 
-    Returns per-concurrency results for both endpoints, worker memory after the load and the server's
-    start-up time. Raises RuntimeError when wrk is absent or the server does not start.
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"mod_bench_{secrets.token_hex(4)}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False), drop
+
+
+def http_load(
+    model_dir: Path,
+    levels: Sequence[int],
+    *,
+    seconds: float = 5,
+    workers: int = 2,
+    postgres_url: str | None = None,
+) -> dict[str, Any]:
+    """Serve with `moderation serve` (gunicorn) and drive /healthz and the check endpoint with wrk.
+
+    The database is a fresh SQLite file, or with `postgres_url` a fresh PostgreSQL database created
+    beside that one and dropped afterwards. Returns per-concurrency results for both endpoints, worker
+    memory after the load and the server's start-up time. Raises RuntimeError when wrk is absent or
+    the server does not start.
     """
     from moderation import db
     from moderation.sites import create_site
@@ -317,7 +346,11 @@ def http_load(model_dir: Path, levels: Sequence[int], *, seconds: float = 5, wor
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk not installed")
     tmp = Path(tempfile.mkdtemp(prefix="bench-http-"))
-    database_url = f"sqlite:///{tmp / 'moderation.sqlite3'}"
+    drop = None
+    if postgres_url:
+        database_url, drop = _postgres_database(postgres_url)
+    else:
+        database_url = f"sqlite:///{tmp / 'moderation.sqlite3'}"
     engine = db.make_engine(database_url)
     db.upgrade(engine)
     with db.make_sessionmaker(engine)() as session:
@@ -344,7 +377,12 @@ def http_load(model_dir: Path, levels: Sequence[int], *, seconds: float = 5, wor
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    results: dict[str, Any] = {"workers": workers, "seconds": seconds, "database": "SQLite (WAL)", "levels": []}
+    results: dict[str, Any] = {
+        "workers": workers,
+        "seconds": seconds,
+        "database": "PostgreSQL" if postgres_url else "SQLite (WAL)",
+        "levels": [],
+    }
     try:
         _wait_ready(base, server)
         results["ready_s"] = time.perf_counter() - started
@@ -367,6 +405,8 @@ def http_load(model_dir: Path, levels: Sequence[int], *, seconds: float = 5, wor
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+        if drop is not None:
+            drop()
     return results
 
 
