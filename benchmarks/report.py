@@ -446,6 +446,7 @@ def _plot_http(http: dict[str, Any], path: Path) -> None:
         )
     for ax in (left, right):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [str(level) for level in levels])
         ax.set_xlabel("concurrent connections")
         ax.legend(fontsize=7)
     left.set_ylabel("requests/s")

@@ -95,3 +95,14 @@ Requests/sec:   1000.50
     assert parsed["rps"] == 1000.5 and parsed["p50_ms"] == pytest.approx(0.812) and parsed["p99_ms"] == 10.01
     assert parsed["non_2xx"] == 4 and parsed["requests"] == 3000
     assert percentiles([0.001, 0.002, 0.003])["p50_ms"] == pytest.approx(2.0)
+
+
+def test_run_refuses_a_folder_without_corpora(tmp_path, capsys):
+    """The single entry point stops with one clear line when the corpora are not where --data says."""
+    from benchmarks.run import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--quick", "--data", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 2
+    assert "expected the public corpora" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
