@@ -12,9 +12,10 @@ import json
 from urllib.parse import quote_from_bytes
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from review_helpers import PASSWORD, csrf_from, login
+from werkzeug.datastructures import MultiDict
 
 from moderation.api import FIELD_LIMITS
 from moderation.sites import create_site
@@ -346,3 +347,42 @@ def test_review_ids_beyond_bigint_are_404(app):
         assert client.get(f"/review/comments/{number}").status_code == 404
         assert client.get(f"/review/sites/{number}").status_code == 404
     assert client.get(f"/review/comments/{2**63 - 1}").status_code == 404  # the largest id is merely absent
+
+
+form_value = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["²", "١٢", "0", "-1", "99999999999999999999", "approve", "spam", "ham", "delete", "hold"]),
+    st.sampled_from(["1e309", "NaN", "\x00", "<script>", "http://[::1", "javascript:alert(1)", "//evil.example"]),
+)
+REVIEW_FORM_FIELDS = [
+    "action", "ids", "next", "focus", "name", "url", "callback_url", "hold", "spam", "discard", "max_links",
+    "min_seconds", "blocklist", "allowlist", "flood_per_minute", "duplicate_authors", "trust_approved",
+]  # fmt: skip
+REVIEW_FORMS = ["/review/comments/1/decide", "/review/bulk", "/review/undo", "/review/sites", "/review/sites/1"]
+
+
+@sqlite_only
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(REVIEW_FORMS),
+    fields=st.lists(st.tuples(st.sampled_from(REVIEW_FORM_FIELDS) | st.text(max_size=4), form_value), max_size=8),
+)
+@example(path="/review/bulk", fields=[("ids", "²"), ("action", "spam")])  # isdigit() but not int(): was a 500
+@example(path="/review/bulk", fields=[("ids", "9" * 20), ("action", "spam")])  # past BIGINT: was a 500
+@example(path="/review/bulk", fields=[("ids", "0" * 5000 + "1"), ("action", "spam")])  # past int()'s digit limit
+def test_review_forms_answer_any_fields_for_a_logged_in_admin(app, path, fields):
+    """Decide, bulk, undo and site forms with hostile fields (and a valid CSRF token) never answer a 5xx."""
+    from moderation.users import create_user
+
+    client = app.extensions.get("fuzz-form-client")
+    if client is None:
+        with app.extensions["moderation"].sessions() as session:
+            create_user(session, "form-admin", PASSWORD, role="admin")
+            create_site(session, "Blog", "https://blog.example")
+        client = app.extensions["fuzz-form-client"] = app.test_client()
+        login(client, "form-admin")
+        app.extensions["fuzz-form-token"] = csrf_from(client.get("/review/sites").get_data(as_text=True))
+    data = MultiDict([*fields, ("csrf_token", app.extensions["fuzz-form-token"])])
+    response = client.post(path, data=data)
+    assert response.status_code < 500, (path, fields, response.status_code)
+    assert response.status_code != 400 or "Form expired" not in response.get_data(as_text=True)
