@@ -519,7 +519,8 @@ def _apply_trigger(session: Session, record: CommentRecord, trigger: Trigger) ->
 
 def find_submitted(session: Session, site: Site, parsed: AkismetComment, guid: str) -> CommentRecord | None:
     """The stored comment a submit-spam/ham call refers to: by our id (guid), else by text and author."""
-    if guid.isdigit():
+    # isdigit() alone accepts "²" (int() refuses it), and ids past BIGINT overflow the driver: both were 500s.
+    if guid.isascii() and guid.isdigit() and len(guid) < 20 and int(guid) < 2**63:
         record = session.get(CommentRecord, int(guid))
         if record is not None and record.site_id == site.id:
             return record

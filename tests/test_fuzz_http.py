@@ -241,6 +241,14 @@ def test_akismet_surrogate_producing_charsets_are_stored(akismet_site):
         assert response.status_code == 200 and response.get_data(as_text=True) in expected, charset
 
 
+@pytest.mark.parametrize("guid", ["²", "9" * 25, "1" * 5000, "١٢", "-1", ""])
+def test_akismet_submit_with_odd_guid_is_thanked(akismet_site, guid):
+    """submit-spam with a guid that is not a storable id (superscripts, past BIGINT, 5000 digits) is still thanked."""
+    client, key = akismet_site
+    response = client.post("/1.1/submit-spam", data={"api_key": key, "comment_content": "x", "guid": guid})
+    assert response.status_code == 200 and response.get_data(as_text=True).startswith("Thanks")
+
+
 @sqlite_only
 def test_akismet_too_many_fields_is_400(akismet_site):
     """More form fields than the parser accepts is a 400 in plain text, not a 500."""
