@@ -72,8 +72,15 @@ def check_comment(
         hits += history_hits(session, site_id, comment, settings, content_hash=content_hash, now=now)
         # A model with per-site corrections (incremental.AdaptiveModel) scores with this site's one.
         site_scorer = getattr(model, "score_for_site", None)
-        score = site_scorer(comment, site_id) if site_scorer else model.score(comment) if model is not None else None
-        verdict = decide(score, hits, settings, getattr(model, "thresholds", None))
+        unscored = "no model loaded"
+        try:
+            score = (
+                site_scorer(comment, site_id) if site_scorer else model.score(comment) if model is not None else None
+            )
+        except Exception:  # a model bug must not lose the comment: store it, held, and log the traceback
+            log.exception("model %s failed to score a comment of site %s", getattr(model, "version", None), site_id)
+            score, unscored = None, "the classifier failed on this comment"
+        verdict = decide(score, hits, settings, getattr(model, "thresholds", None), unscored=unscored)
         values = dict(
             site_id=site_id,
             created_at=now,

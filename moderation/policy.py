@@ -144,8 +144,13 @@ def decide(
     hits: Sequence[RuleHit],
     settings: SiteSettings,
     model_thresholds: HasThresholds | None = None,
+    *,
+    unscored: str = "no model loaded",
 ) -> Verdict:
-    """Combine the model's score (None: no model) and the rules that fired into a Verdict."""
+    """Combine the model's score and the rules that fired into a Verdict.
+
+    `score` None (no model, or the model failed: `unscored` says which) holds the comment.
+    """
     by_effect: dict[str, list[RuleHit]] = {}
     for hit in hits:
         by_effect.setdefault(hit.effect, []).append(hit)
@@ -155,7 +160,7 @@ def decide(
 
     if score is None:
         decision = Decision.HOLD
-        reasons.append("no model loaded: held for a moderator")
+        reasons.append(f"{unscored}: held for a moderator")
         probability = 0.5  # unknown; the API reports null for a comment scored without a model
         version = None
     else:

@@ -175,3 +175,18 @@ def test_database_failure_raises_store_error(tmp_path):
         check_comment(session, site, Comment(content="hello"), model=None)
     session.close()
     engine.dispose()
+
+
+class _BrokenModel:
+    version = "broken-1"
+
+    def score(self, comment):
+        raise RuntimeError("bug in the model")
+
+
+def test_a_failing_model_still_stores_and_holds(db_session):
+    """If the model raises, the comment is stored and held with a reason instead of being lost."""
+    site, _ = create_site(db_session, "Blog")
+    record, verdict = check_comment(db_session, site, Comment(content="hello"), model=_BrokenModel())
+    assert verdict.decision is Decision.HOLD and record.status == "hold" and record.score is None
+    assert verdict.reasons[0] == "the classifier failed on this comment: held for a moderator"
