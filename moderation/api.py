@@ -244,7 +244,9 @@ def _signed_site(session: Session) -> Site:
     site_id = request.headers.get("X-Moderation-Site", "")
     timestamp = request.headers.get("X-Moderation-Timestamp", "")
     given = request.headers.get("X-Moderation-Signature", "")
-    if not site_id.isdigit() or not timestamp.isdigit() or len(site_id) > 18 or len(timestamp) > 12:
+    # isascii(): isdigit() also accepts "²", which int() refuses (a 500 before this check).
+    numeric = site_id.isascii() and site_id.isdigit() and timestamp.isascii() and timestamp.isdigit()
+    if not numeric or len(site_id) > 18 or len(timestamp) > 12:
         raise ApiError(401, "signed requests need X-Moderation-Site and X-Moderation-Timestamp (integers)")
     if abs(time.time() - int(timestamp)) > REPLAY_WINDOW_SECONDS:
         raise ApiError(401, f"signature timestamp outside the {REPLAY_WINDOW_SECONDS} s window", code="stale_signature")

@@ -126,6 +126,16 @@ def test_nul_in_feedback_reporter_is_not_a_database_error(client, site_key):
 
 
 @sqlite_only
+@pytest.mark.parametrize(("site", "stamp"), [("1", "²"), ("²", "³"), ("¹", "1"), ("1" * 19, "1"), ("1", "9" * 13)])
+def test_signed_request_headers_that_are_not_ascii_integers_are_401(client, site, stamp):
+    """X-Moderation-Site/-Timestamp of superscript digits or too many digits are a 401, not a 500."""
+    headers = {"X-Moderation-Site": site, "X-Moderation-Timestamp": stamp, "X-Moderation-Signature": "sha256=00"}
+    response = client.post("/api/v1/comments/check", json={"content": "x"}, headers=headers)
+    assert response.status_code == 401
+    assert_json_answer(response)
+
+
+@sqlite_only
 def test_wrong_content_type_and_charset_labels(client, site_key):
     """A JSON body under a wrong or bogus content type is 415, never parsed and never a 500."""
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/json; charset=bogus-9"):
@@ -327,6 +337,8 @@ query_value = st.one_of(
     args=st.dictionaries(st.sampled_from(REVIEW_ARGS) | st.text(max_size=4), query_value, max_size=6),
     comment_id=st.integers(-1, 2**64),
 )
+@example(page="/review/search", args={"q": "²"}, comment_id=1)  # isdigit() but not int(): was a 500
+@example(page="/review/", args={"q": "9" * 30}, comment_id=1)  # an id past BIGINT: was a 500
 def test_review_pages_answer_any_query_for_a_logged_in_admin(app, page, args, comment_id):
     """Queue, search, stats, sites, deliveries and item pages answer hostile query strings without a 5xx."""
     from moderation.users import create_user
@@ -378,6 +390,8 @@ REVIEW_FORMS = ["/review/comments/1/decide", "/review/bulk", "/review/undo", "/r
 @example(path="/review/bulk", fields=[("ids", "²"), ("action", "spam")])  # isdigit() but not int(): was a 500
 @example(path="/review/bulk", fields=[("ids", "9" * 20), ("action", "spam")])  # past BIGINT: was a 500
 @example(path="/review/bulk", fields=[("ids", "0" * 5000 + "1"), ("action", "spam")])  # past int()'s digit limit
+@example(path="/review/comments/1/decide", fields=[("action", "spam"), ("focus", "²")])  # was a 500
+@example(path="/review/comments/1/decide", fields=[("action", "spam"), ("focus", "9" * 5000)])  # was a 500
 def test_review_forms_answer_any_fields_for_a_logged_in_admin(app, path, fields):
     """Decide, bulk, undo and site forms with hostile fields (and a valid CSRF token) never answer a 5xx."""
     from moderation.users import create_user

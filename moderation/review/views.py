@@ -134,7 +134,7 @@ def _apply(ids: list[int], action: str) -> Response:
     noun = "comment" if outcome.count == 1 else "comments"
     flash(f"{actions.ACTIONS[action]} {outcome.count} {noun}.", "undo")
     focus = request.form.get("focus", "")
-    return redirect(back + (f"#c-{int(focus)}" if focus.isdigit() else ""))
+    return redirect(back + (f"#c-{int(focus)}" if focus.isascii() and focus.isdigit() and len(focus) < 20 else ""))
 
 
 @bp.post("/comments/<int:comment_id>/decide")
