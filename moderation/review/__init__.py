@@ -81,14 +81,16 @@ def _close_db(_exc: BaseException | None) -> None:
         session.close()
 
 
-# Largest id a row can have (BIGINT). Larger ids in a URL overflow the database driver (a 500 on SQLite, a
-# 503 on PostgreSQL before this check); no such row can exist, so they are simply not found.
+# Largest id a row can have (BIGINT; sites.id is INTEGER). Larger ids in a URL overflow the database driver
+# (a 500 on SQLite, a 503 on PostgreSQL before this check); no such row can exist, so they are not found.
 MAX_ID = 2**63 - 1
+MAX_SITE_ID = 2**31 - 1
 
 
 @bp.url_value_preprocessor
 def _ids_in_range(_endpoint: str | None, values: dict[str, Any] | None) -> None:
-    if values and any(isinstance(v, int) and not 0 <= v <= MAX_ID for v in values.values()):
+    limits = {"site_id": MAX_SITE_ID}
+    if values and any(isinstance(v, int) and not 0 <= v <= limits.get(k, MAX_ID) for k, v in values.items()):
         abort(404)
 
 

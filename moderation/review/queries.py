@@ -27,9 +27,11 @@ def _day(raw: str | None) -> date | None:
 
 def _int(raw: str | None) -> int | None:
     try:
-        return int(raw) if raw else None
+        value = int(raw) if raw else None
     except ValueError:
         return None
+    # Beyond INTEGER (sites.id) a filter or page number overflows the database driver (a 500/503 before this).
+    return value if value is not None and abs(value) <= 2**31 - 1 else None
 
 
 @dataclass(frozen=True)
