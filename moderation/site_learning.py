@@ -284,7 +284,8 @@ def fit_site_adjustments(
         examples = site_examples(session, site_id, limit=max_labels, before_label_id=before_label_id)
         if len({e.label for e in examples}) < 2:
             continue  # one class only: nothing to separate, the bias alone would just shift every score
-        weights = [source_weights.get(e.source, 0.5) for e in examples]
+        # A site's own reports are authoritative for its own correction: full weight whatever the source.
+        weights = [1.0] * len(examples)
         adjustments[site_id] = fit_site_adjustment(
             model, [e.comment for e in examples], [e.label for e in examples], weights
         )
