@@ -286,3 +286,28 @@ def test_rate_limit_storage_down_fails_open(db_url, tmp_path):
     client = app.test_client()
     key = _key(app)
     assert [_check(client, key, "192.0.2.1").status_code for _ in range(3)] == [200, 200, 200]
+
+
+@pytest.mark.slow
+@sqlite_only
+def test_huge_chunked_bodies_are_not_read_into_memory(db_url, tmp_path):
+    """10 MiB sent chunked (no Content-Length) to the JSON and Akismet endpoints of a real gunicorn is cut off at
+    MAX_CONTENT_LENGTH: a quick 4xx or Akismet's "invalid", never a 5xx, and the worker keeps serving."""
+    key = _key(_app(db_url, tmp_path))
+    env = service_env(tmp_path, db_url, tmp_path / "models", SECRET_KEY=secrets.token_hex(16))
+
+    def ten_mebibytes():
+        for _ in range(160):
+            yield b"x" * 65536
+
+    with serve(env, tmp_path / "server.log", workers=1) as server:
+        workers = server.workers()
+        for path, content_type in (
+            ("/api/v1/comments/check", "application/json"),
+            ("/1.1/comment-check", "application/x-www-form-urlencoded"),
+        ):
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type}
+            response = httpx.post(server.base + path, content=ten_mebibytes(), headers=headers, timeout=30)
+            assert response.status_code in (400, 413) or response.text == "invalid", (path, response.status_code)
+            assert response.elapsed.total_seconds() < 5
+        assert httpx.get(f"{server.base}/healthz").status_code == 200 and server.workers() == workers
