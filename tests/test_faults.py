@@ -98,7 +98,7 @@ def test_sigkilled_worker_loses_no_acknowledged_comment(db_url, tmp_path, model_
     engine.dispose()
     missing = [(i, c) for i, c in acknowledged if stored.get(i) != c]
     print(f"acknowledged={len(acknowledged)} failed={len(failures)} ({set(failures)}) killed={killed}")
-    assert len(acknowledged) > 50
+    assert len(acknowledged) > 20  # real work happened around the kills (73-191 in our runs)
     assert missing == [], f"{len(missing)} acknowledged comments are not stored: {missing[:3]}"
     # Only requests in flight on a killed worker may fail, and they fail as dropped connections, never as 5xx.
     assert all(not f.startswith("HTTP 5") for f in failures)
