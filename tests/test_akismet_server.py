@@ -12,6 +12,7 @@ import asyncio
 import functools
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,9 @@ def test_async_client_round_trip(app, server, site_key, with_model):
                 config=akismet.Config(key="wrongwrong12", url=BLOG), http_client=async_http(server)
             )
 
-    asyncio.run(scenario())
+    # A fresh thread: Playwright's sync API may hold a running loop in this worker's main thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
     _ham, discarded = _records(app, source="akismet")
     assert discarded.status == "approve" and _labels(app, discarded.id)[0][:2] == ("ham", "akismet")
 

@@ -7,9 +7,9 @@ import pickle
 import joblib
 import numpy as np
 import pytest
-from conftest import TINY_CORPUS
 from sklearn.base import clone
 from sklearn.metrics import matthews_corrcoef
+from tiny_corpus import TINY_CORPUS
 
 from moderation.classifier import (
     SpamModel,

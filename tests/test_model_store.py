@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import TINY_CORPUS
+from tiny_corpus import TINY_CORPUS
 
 from moderation import model_store
 from moderation.classifier import SpamModel, Thresholds, train_model
