@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, redirect, url_for
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,7 +49,7 @@ def load_settings(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app. Bad settings → ConfigError; unreachable database → StoreError (both before serving)."""
-    from . import api, db
+    from . import akismet, api, db, review
 
     values = load_settings(test_config)
     instance = Path(values["INSTANCE_PATH"]).resolve()
@@ -71,9 +71,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     api.init_app(app)
-    # Other concerns register their blueprints below, one line each.
-    app.register_blueprint(__import__("moderation.akismet", fromlist=["bp"]).bp)
-    app.register_blueprint(__import__("moderation.review", fromlist=["bp"]).bp)
+    app.register_blueprint(akismet.bp)
+    app.register_blueprint(review.bp)
+    # A person who opens the server's address wants the review queue.
+    app.add_url_rule("/", "index", lambda: redirect(url_for("review.queue")))
     return app
 
 

@@ -254,3 +254,10 @@ def test_health_metrics_and_openapi(client, site_key):
             "required"
         ]
     )
+
+
+def test_root_redirects_to_the_review_queue(client):
+    """Opening the server's address leads a person to the review queue."""
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/review/")
