@@ -311,3 +311,20 @@ def test_huge_chunked_bodies_are_not_read_into_memory(db_url, tmp_path):
             assert response.status_code in (400, 413) or response.text == "invalid", (path, response.status_code)
             assert response.elapsed.total_seconds() < 5
         assert httpx.get(f"{server.base}/healthz").status_code == 200 and server.workers() == workers
+
+
+@sqlite_only
+def test_akismet_comment_check_is_limited_per_key_across_ips_and_key_styles(db_url, tmp_path):
+    """Akismet comment-check has the same per-key budget whether the key comes in the body or the /k/ path."""
+    app = _app(db_url, tmp_path, RATELIMIT_CHECK="3/minute")
+    client = app.test_client()
+    key = _key(app)
+    statuses = [
+        client.post(
+            f"/k/{key}/1.1/comment-check" if n % 2 else "/1.1/comment-check",
+            data={"api_key": key, "comment_content": "hi"},
+            environ_base={"REMOTE_ADDR": f"192.0.2.{n + 1}"},
+        ).status_code
+        for n in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
