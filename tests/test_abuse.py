@@ -328,3 +328,19 @@ def test_akismet_comment_check_is_limited_per_key_across_ips_and_key_styles(db_u
         for n in range(4)
     ]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_threat_model_names_only_existing_tests():
+    """Every `tests/file.py::name` in docs/threat-model.md is a test that exists (the document stays honest)."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "threat-model.md").read_text(encoding="utf-8")
+    current, named, missing = None, 0, []
+    for match in re.finditer(r"`(tests/[\w/]+\.py)?::(\w+)", text):
+        current = match.group(1) or current
+        named += 1
+        if f"def {match.group(2)}(" not in (root / str(current)).read_text(encoding="utf-8"):
+            missing.append(f"{current}::{match.group(2)}")
+    assert named > 30 and missing == []
+    assert "docs/threat-model.md" in (root / "README.md").read_text(encoding="utf-8")
