@@ -460,3 +460,28 @@ def test_every_route_answers_any_request_without_5xx(model_dir, app, data):
         path, method=method, data=body, content_type=content_type, environ_overrides={"QUERY_STRING": query}
     )
     assert response.status_code < 500, (method, path, response.status_code)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    query=st.binary(max_size=300),
+    body=st.binary(max_size=600),
+    charset=st.one_of(st.none(), st.sampled_from(CHARSETS), st.text(max_size=12)),
+    host=st.text(max_size=80),
+)
+def test_akismet_parsers_never_raise_and_give_storable_text(query, body, charset, host):
+    """parse_params, parse_comment and key_from_host take any bytes, charset and Host: no exception, and every
+    value is storable text (no lone surrogates, no NUL)."""
+    from moderation.akismet import key_from_host, parse_comment, parse_params
+
+    try:
+        params = parse_params(query, body, content_type_charset=charset)
+    except ValueError:  # too many fields: the view answers 400
+        return
+    for name, values in params.items():
+        for value in [name, *values]:
+            value.encode("utf-8")
+            assert "\x00" not in value
+    parsed = parse_comment(params)
+    assert isinstance(parsed.comment.content, str)
+    assert isinstance(key_from_host(host), str)
