@@ -344,3 +344,20 @@ def test_threat_model_names_only_existing_tests():
             missing.append(f"{current}::{match.group(2)}")
     assert named > 30 and missing == []
     assert "docs/threat-model.md" in (root / "README.md").read_text(encoding="utf-8")
+
+
+def test_database_password_never_appears_in_errors_or_logs(tmp_path, caplog):
+    """An unreachable PostgreSQL URL with a password: the app error, the CLI and `serve` never print the password."""
+    from moderation.errors import StoreError
+
+    caplog.set_level(logging.DEBUG)
+    url = "postgresql+psycopg://moderation:s3cret-db-pw@127.0.0.1:1/moderation"
+    with pytest.raises(StoreError) as raised:
+        _app(url, tmp_path)
+    assert "s3cret-db-pw" not in str(raised.value) and "s3cret-db-pw" not in caplog.text
+    env = {**os.environ, **service_env(tmp_path, url, tmp_path / "models")}
+    for command in (["sites", "list"], ["serve", "--port", "1"]):
+        result = subprocess.run(
+            [MODERATION, *command], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode != 0 and "s3cret-db-pw" not in result.stdout + result.stderr
