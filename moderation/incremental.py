@@ -596,8 +596,9 @@ def fit_site_adjustment(
     """Fit a site's correction to `model`'s log-odds on that site's labelled comments.
 
     Minimises the weighted logistic loss of (a·global log-odds + x·w + b) plus l2/2·|w|² + bias_l2/2·b²
-    + scale_l2/2·(a − 1)² over the columns the site's comments use, with L-BFGS (0 ≤ a ≤ 1: a site can
-    trust the global model less where it serves it badly, never more). Raises DataError without any comment.
+    + scale_l2/2·(a − 1)² over the columns the site's comments use, by Newton-CG; a is then clipped to
+    [0, 1] (a site may trust the global model less where it serves it badly, never more).
+    Raises DataError without any comment.
     """
     from scipy.optimize import minimize
 
@@ -627,11 +628,24 @@ def fit_site_adjustment(
         )
         return value, gradient
 
+    def design(params: np.ndarray) -> np.ndarray:
+        """The full design applied to a parameter vector: local·β + bias + scale·offset."""
+        return np.asarray(local @ params[:-2] + params[-2] + params[-1] * offset)
+
+    def hessp(params: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        z = params[-1] * offset + local @ params[:-2] + params[-2]
+        p = 1.0 / (1.0 + np.exp(-z))
+        d = w * p * (1.0 - p) * design(vector)
+        return np.concatenate(
+            [local.T @ d + l2 * vector[:-2], [d.sum() + bias_l2 * vector[-2]], [d @ offset + scale_l2 * vector[-1]]]
+        )
+
     start = np.zeros(len(columns) + 2)
     start[-1] = 1.0
-    bounds = [(None, None)] * (len(columns) + 1) + [(0.0, 1.0)]
-    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 300})
-    beta, bias, scale = result.x[:-2], float(result.x[-2]), float(result.x[-1])
+    # Newton-CG with exact Hessian-vector products: ~10 outer steps, where L-BFGS took 300 iterations
+    # and 30+ s for a site with 500 labels (~100,000 columns).
+    result = minimize(loss, start, jac=True, hessp=hessp, method="Newton-CG", options={"maxiter": 50, "xtol": 1e-6})
+    beta, bias, scale = result.x[:-2], float(result.x[-2]), min(1.0, max(0.0, float(result.x[-1])))
     keep = np.abs(beta) > 1e-4
     return SiteAdjustment(
         indices=columns[keep],
