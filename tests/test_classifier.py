@@ -14,6 +14,7 @@ from tiny_corpus import TINY_CORPUS
 from moderation.classifier import (
     SpamModel,
     Thresholds,
+    _folds,
     platt_scaling,
     source_weights,
     train_baseline,
@@ -119,6 +120,19 @@ def test_source_weights_balance_corpora(tiny_corpus):
     assert weights.mean() == pytest.approx(1.0)
     model = train_model(examples, balance_sources=True)
     assert model.score(SPAMMY).probability > model.score(HAMMY).probability
+
+
+def test_calibration_folds_split_a_single_group_corpus_but_not_videos(tiny_corpus):
+    """Calibration folds keep each video together but spread a one-group corpus (all SMS) over folds."""
+    videos = [LabelledComment(e.comment, e.label, "youtube", f"video{i % 3}") for i, e in enumerate(tiny_corpus)]
+    sms = [LabelledComment(e.comment, e.label, "sms", "sms") for e in tiny_corpus]
+    examples = [*videos, *sms]
+    y = np.array([e.label is Label.SPAM for e in examples], dtype=int)
+    folds = _folds(examples, y, random_state=0)
+    is_sms = np.array([e.source == "sms" for e in examples])
+    for _, test in folds:
+        assert len({examples[i].group for i in test if not is_sms[i]}) <= 1
+    assert sum(bool(is_sms[test].any()) for _, test in folds) > 1
 
 
 def test_thresholds_decide_and_validate():
