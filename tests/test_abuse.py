@@ -361,3 +361,24 @@ def test_database_password_never_appears_in_errors_or_logs(tmp_path, caplog):
             [MODERATION, *command], env=env, capture_output=True, text=True, timeout=60, check=False
         )
         assert result.returncode != 0 and "s3cret-db-pw" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@sqlite_only
+def test_redis_limit_holds_across_real_gunicorn_workers(db_url, tmp_path):
+    """Two gunicorn workers with Redis limit storage grant one key exactly its budget, whichever worker answers."""
+    redis_url = os.environ.get("MODERATION_TEST_REDIS_URL")
+    if not redis_url:
+        pytest.skip("Redis not configured: set MODERATION_TEST_REDIS_URL")
+    key = _key(_app(db_url, tmp_path))
+    # Every request comes from 127.0.0.1: a window length of its own gives this run fresh per-IP counters in Redis.
+    limit = f"5 per {secrets.randbelow(10**6) + 60} seconds"
+    env = service_env(tmp_path, db_url, tmp_path / "models", RATELIMIT_CHECK=limit, RATELIMIT_STORAGE_URL=redis_url)
+    with serve(env, tmp_path / "server.log", workers=2) as server:
+        statuses = []
+        for _ in range(12):  # a new connection each time, so both workers take turns
+            response = httpx.post(
+                f"{server.base}/api/v1/comments/check", json=HAM, headers={"Authorization": f"Bearer {key}"}
+            )
+            statuses.append(response.status_code)
+    assert statuses.count(200) == 5 and statuses.count(429) == 7, statuses
