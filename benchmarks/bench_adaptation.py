@@ -4,8 +4,8 @@
 
 1. The base model is trained by the retrain pipeline on the starter corpus plus the public corpora
    *without* the held-out domain (default: without the SMS corpus; or without one YouTube video).
-2. The domain (deduplicated, shuffled with a fixed seed) is split: the first 500 messages are the
-   site's traffic, the rest is the evaluation set, never labelled.
+2. The domain (deduplicated, shuffled with a fixed seed) is split: the first 500 messages (half of
+   a smaller domain) are the site's traffic, the rest is the evaluation set, never labelled.
 3. The traffic goes through the real JSON API of the app (`POST /api/v1/comments/check`, then
    `POST /api/v1/comments/<id>/feedback` with the true label, as the site reporting spam and ham). After
    0, 50, 200 and 500 labels `retrain` runs (forced, no held-out slice: every label trains) and the
@@ -55,7 +55,8 @@ def split_domain(data_dir: Path, domain: str, work: Path) -> tuple[Path, list, l
                 shutil.copy(csv, target / csv.name)
         held = [e for e in everything if e.source == "youtube" and e.group == video]
     random.Random(0).shuffle(held)
-    return base, held[: POINTS[-1]], held[POINTS[-1] :]
+    size = min(POINTS[-1], len(held) // 2)  # a small domain (one video): half labelled, half evaluated
+    return base, held[:size], held[size:]
 
 
 def main() -> None:
@@ -78,10 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-adapt-") as folder:
         work = Path(folder)
         corpora, traffic, evaluation = split_domain(args.data, args.domain, work)
-        if len(traffic) < POINTS[-1] or len(evaluation) < 50:
-            points = tuple(p for p in POINTS if p <= len(traffic))
-        else:
-            points = POINTS
+        points = tuple(p for p in POINTS if p <= len(traffic))
         y_eval = np.array([1 if e.label is Label.SPAM else 0 for e in evaluation])
         print(
             f"domain {args.domain}: {len(traffic)} labelled through the API, {len(evaluation)} evaluated "
