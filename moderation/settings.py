@@ -61,7 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
         "moderator=1,feedback=0.5,akismet=0.5",
         "Training weight of a stored label by its source (site feedback and Akismet reports count less).",
     ),
-    Setting("RETRAIN_SITE_DAILY_CAP", 25, "Most training weight one site's labels of one day add to the global model.", int),
+    Setting(
+        "RETRAIN_SITE_DAILY_CAP", 25, "Most training weight one site's labels of one day add to the global model.", int
+    ),
     Setting("SITE_MIN_LABELS", 10, "Labels a site needs before it gets its own correction to the global model.", int),
     Setting("SITE_MAX_LABELS", 5000, "Most recent labels used to fit a site's own correction.", int),
     Setting("RETRAIN_LOCK_TIMEOUT", 3600, "Seconds a retrain waits for another one to finish before giving up.", int),

@@ -57,7 +57,7 @@ def test_one_key_flooding_submit_spam_cannot_teach_the_global_model(store):
     flooder, other = new_site(session, "flooder"), new_site(session, "other")
     _normal_labels(session, other, 4)
     rng = random.Random(0)
-    words = "today indeed friend again really truly very much also here now folks mate everyone".split()
+    words = ("today", "indeed", "friend", "again", "really", "truly", "very", "much", "also", "here", "now")
     flood = [f"{PHRASE} {rng.choice(words)} {rng.choice(words)} {i}" for i in range(1000)]
     store_labelled(session, flooder, [(text, Label.SPAM) for text in flood], source="akismet")
     _normal_labels(session, other, 2)  # the most recent labels: the comparison slice

@@ -29,7 +29,8 @@ def _user_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # a full disk, a read-only model folder: nothing was promoted
         where = f" ({exc.filename})" if exc.filename else ""
-        raise click.ClickException(f"cannot write or read a file{where}: {exc.strerror or exc}; nothing changed") from exc
+        message = f"cannot write or read a file{where}: {exc.strerror or exc}; nothing changed"
+        raise click.ClickException(message) from exc
 
 
 def _settings() -> dict[str, Any]:
