@@ -171,7 +171,9 @@ def decide(
         if decision is Decision.HOLD and "trust" in by_effect:
             decision = Decision.APPROVE
         if decision is Decision.HOLD:
-            reasons.append(f"unsure: spam probability {probability:.0%} is between the approve and spam thresholds")
+            reasons.append(
+                f"unsure: spam probability {percent(probability)} is between the approve and spam thresholds"
+            )
 
     if "discard" in by_effect:
         decision = Decision.DISCARD
@@ -188,11 +190,20 @@ def decide(
 
     reasons[:0] = [hit.reason for hit in hits]
     if score is not None:
-        reasons.append(f"classifier: {probability:.0%} spam probability")
+        reasons.append(f"classifier: {percent(probability)} spam probability")
         reasons.extend(_clue_reasons(score, decision))
     return Verdict(
         decision=decision, score=probability, reasons=tuple(reasons), model_version=version, rules=tuple(fired)
     )
+
+
+def percent(probability: float) -> str:
+    """A probability as a moderator reads it: '97%', never a rounded '100%' or '0%' that claims certainty."""
+    if probability > 0.99:
+        return ">99%"
+    if probability < 0.01:
+        return "<1%"
+    return f"{probability:.0%}"
 
 
 def _clue_reasons(score: Score, decision: Decision) -> list[str]:

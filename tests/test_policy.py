@@ -7,7 +7,7 @@ import pytest
 from moderation.classifier import Thresholds
 from moderation.comment import Clue, Decision, Score
 from moderation.errors import ConfigError
-from moderation.policy import RuleHit, SiteSettings, band, decide
+from moderation.policy import RuleHit, SiteSettings, band, decide, percent
 
 MODEL = Thresholds(hold=0.5, spam=0.9, discard=0.99)
 
@@ -117,3 +117,9 @@ def test_reasons_quote_the_clues_pointing_the_way_of_the_decision():
     """Spam verdicts quote spam clues; approvals quote ham clues."""
     assert "phrase 'casino bonus'" in decide(score(0.95), [], SiteSettings(), MODEL).reasons
     assert "word 'thanks'" in decide(score(0.1), [], SiteSettings(), MODEL).reasons
+
+
+@pytest.mark.parametrize(("probability", "shown"), [(0.9968, ">99%"), (0.004, "<1%"), (0.5, "50%"), (0.986, "99%")])
+def test_percent_never_claims_certainty(probability, shown):
+    """Probabilities near 0 or 1 read as '<1%' / '>99%', not a rounded '0%' or '100%'."""
+    assert percent(probability) == shown
