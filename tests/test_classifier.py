@@ -15,6 +15,7 @@ from moderation.classifier import (
     SpamModel,
     Thresholds,
     _folds,
+    example_weights,
     platt_scaling,
     source_weights,
     train_baseline,
@@ -120,6 +121,22 @@ def test_source_weights_balance_corpora(tiny_corpus):
     assert weights.mean() == pytest.approx(1.0)
     model = train_model(examples, balance_sources=True)
     assert model.score(SPAMMY).probability > model.score(HAMMY).probability
+
+
+def test_capped_weights_shrink_only_corpora_above_the_median_size(tiny_corpus):
+    """Capped weighting gives a corpus above the median size the median's total and leaves the rest at par."""
+    big = [LabelledComment(HAMMY, Label.HAM, "big")] * 40
+    small = [LabelledComment(SPAMMY, Label.SPAM, "small")] * 3
+    examples = [*tiny_corpus, *big, *small]
+    weights = example_weights(examples, "capped")
+    n = len(tiny_corpus)
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights[n : n + 40].sum() == pytest.approx(weights[:n].sum())
+    assert weights[n + 40] == pytest.approx(weights[0])
+    np.testing.assert_array_equal(example_weights(examples, "none"), np.ones(len(examples)))
+    with pytest.raises(ValueError, match="found 'loud'"):
+        example_weights(examples, "loud")
+    assert train_model(examples, version="w").weighting == "capped"
 
 
 def test_calibration_folds_split_a_single_group_corpus_but_not_videos(tiny_corpus):
