@@ -193,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["accuracy", "speed", "scaling"], action="append", help="run only these parts"
     )
+    parser.add_argument(
+        "--reuse-accuracy",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="take the accuracy part from an earlier run's results JSON instead of running it "
+        "(e.g. to redo the timings on a quieter machine); the report says so",
+    )
     args = parser.parse_args(argv)
     mode = MODES[args.mode or "quick"]
     data_dir = args.data or _default_data_dir()
@@ -211,7 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(examples)} examples after deduplication")
     accuracy_runs: list[SplitRuns] = []
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
-        if "accuracy" in parts:
+        if args.reuse_accuracy:
+            earlier = json.loads(args.reuse_accuracy.read_text())
+            results["accuracy"] = earlier["accuracy"]
+            results["accuracy_from"] = {
+                "file": args.reuse_accuracy.name,
+                "mode": earlier["mode"],
+                "git_commit": earlier["machine"]["git_commit"],
+                "load_average": earlier["machine"]["load_average"],
+            }
+            log(f"accuracy reused from {args.reuse_accuracy}")
+        elif "accuracy" in parts:
             results["accuracy"], accuracy_runs = run_accuracy(examples, mode, log)
         if "speed" in parts:
             results["speed"] = run_speed(examples, data_dir, mode, Path(scratch), log)
