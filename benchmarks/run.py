@@ -1,6 +1,6 @@
 """Run the benchmark suite and write the report: accuracy against peer filters, speed, load, scaling.
 
-    .venv/bin/python -m benchmarks.run --quick --out docs/benchmarks     # ~5 minutes on 2 cores
+    .venv/bin/python -m benchmarks.run --quick --out docs/benchmarks     # ~3 minutes on an idle 2-core machine
     .venv/bin/python -m benchmarks.run --full  --out docs/benchmarks     # every split and size; much longer
 
 Writes `<out>/results-<mode>.json`, PNG charts in `<out>/`, and the Markdown report `<out>.md`

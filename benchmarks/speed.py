@@ -424,6 +424,7 @@ _WHERE = (
     ("scipy", "SciPy sparse"),
     ("numpy", "NumPy"),
     ("sqlalchemy", "SQLAlchemy"),
+    ("psycopg", "psycopg"),
     ("werkzeug", "Werkzeug"),
     ("flask", "Flask"),
     ("json", "json"),
@@ -435,6 +436,8 @@ def _bucket(filename: str, function: str) -> str:
         if fragment in filename:
             return name
     if filename == "~":
+        if "sqlite3." in function:
+            return "SQLite itself (sqlite3 execute/commit)"
         if "re.Pattern" in function or "regex" in function:
             return "regular expressions (C)"
         return "Python built-ins (C)"
