@@ -145,15 +145,20 @@ def decision_values_out_of_fold(
     same hyperparameters) and skips `train_model`'s own calibration folds, one fit per fold instead of
     six. The template's Platt calibration, fitted on the same kind of out-of-fold values, then maps the
     result to probabilities (`calibrated`). Without a template one is trained on `examples` first.
+    The refits weight examples by source as the template's training did (`SpamModel.weighting`).
     Comments are normalised and tokenised once for all folds.
     """
     from sklearn.base import clone
+
+    from .classifier import example_weights
 
     if template is None:
         from .classifier import train_model
 
         template = train_model(examples, random_state=random_state)
     y = labels(examples)
+    weighting = getattr(template, "weighting", "none")
+    fit_params = {"sample_weight": example_weights(examples, weighting)} if weighting != "none" else {}
     docs = template.features.prepare_many([e.comment for e in examples])
     values = np.full(len(examples), np.nan)
     splits = grouped_folds(examples, folds, random_state)
@@ -161,7 +166,7 @@ def decision_values_out_of_fold(
         started = time.perf_counter()
         features, classifier = clone(template.features), clone(template.classifier)
         matrix = features.fit_transform_prepared([docs[i] for i in train])
-        classifier.fit(matrix, y[train])
+        classifier.fit(matrix, y[train], **{name: value[train] for name, value in fit_params.items()})
         values[test] = classifier.decision_function(features.transform_prepared([docs[i] for i in test]))
         seconds = time.perf_counter() - started
         progress(f"  fold {number}/{len(splits)}: {len(train)} train, {len(test)} held out ({seconds:.1f} s)")
