@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, bindparam, distinct, false, func, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, false, func, select
 from sqlalchemy.orm import Session
 
 from .comment import Comment, Decision
@@ -123,6 +123,11 @@ def history_hits(
                 "dup_since": now - timedelta(hours=settings.duplicate_window_hours),
                 "ip": comment.user_ip,
                 "flood_since": now - timedelta(seconds=settings.flood_window_seconds),
+                # counting past a rule's threshold changes nothing but the reason's wording
+                "trust_cap": max(settings.trusted_min_approved, 1),
+                "flag_cap": 1,
+                "dup_cap": max(settings.duplicate_authors - 1, 1),  # other authors; this one makes the rest
+                "flood_cap": max(settings.flood_max, 1),
             },
         )
         .one()
@@ -132,14 +137,16 @@ def history_hits(
     hits: list[RuleHit] = []
     if settings.trusted_min_approved > 0 and approved >= settings.trusted_min_approved and not flagged:
         hits.append(
-            RuleHit("trusted", f"trusted commenter: {approved} earlier approved comments from this email", "trust")
+            RuleHit(
+                "trusted", f"trusted commenter: at least {approved} earlier approved comments from this email", "trust"
+            )
         )
     authors = other_authors + 1
     if settings.duplicate_authors > 1 and authors >= settings.duplicate_authors:
         hits.append(
             RuleHit(
                 "duplicate",
-                f"the same text came from {authors} different authors in {settings.duplicate_window_hours} h",
+                f"the same text came from at least {authors} different authors in {settings.duplicate_window_hours} h",
                 "floor",
                 Decision.SPAM,
             )
@@ -147,7 +154,9 @@ def history_hits(
     if settings.flood_max > 0 and recent >= settings.flood_max:
         hits.append(
             RuleHit(
-                "flood", f"{recent + 1} comments from this IP address in {settings.flood_window_seconds} s", "floor"
+                "flood",
+                f"at least {recent + 1} comments from this IP address in {settings.flood_window_seconds} s",
+                "floor",
             )
         )
     return hits
@@ -155,33 +164,52 @@ def history_hits(
 
 @lru_cache(maxsize=4)
 def _history_query(has_email: bool, has_ip: bool) -> Select[Any]:
-    """The counts behind the history rules, built once per shape (building SQL costs more than running it)."""
+    """The counts behind the history rules, built once per shape (building SQL costs more than running it).
+
+    Each count stops at its rule's threshold (a LIMIT inside the subquery): a spam run that repeats one
+    text thousands of times, or a prolific commenter, must not make every later check scan all of it.
+    """
     same_site = CommentRecord.site_id == bindparam("site_id")
     author_key = func.coalesce(func.nullif(CommentRecord.author_email, ""), CommentRecord.author_name)
     by_email = and_(same_site, CommentRecord.author_email == bindparam("email"), CommentRecord.is_test.is_(False))
     never = false()  # a missing email or IP counts nothing, without a query
 
-    def count(condition: ColumnElement[bool]) -> ScalarSelect[int]:
-        return select(func.count()).select_from(CommentRecord).where(condition).scalar_subquery()
+    def count_upto(column: Any, condition: ColumnElement[bool], cap: str, *, distinct_rows: bool = False) -> Any:
+        rows = select(column).where(condition)
+        if distinct_rows:
+            rows = rows.distinct()
+        bounded = rows.limit(bindparam(cap, type_=Integer)).subquery()
+        return select(func.count()).select_from(bounded).scalar_subquery()
 
     return select(
-        count(and_(by_email, CommentRecord.status == "approve") if has_email else never),
-        count(and_(by_email, CommentRecord.status.in_(("spam", "discard"))) if has_email else never),
-        select(func.count(distinct(author_key)))
-        .where(
-            same_site,
-            CommentRecord.content_hash == bindparam("content_hash"),
-            CommentRecord.created_at >= bindparam("dup_since", type_=UTCDateTime()),
-            author_key != bindparam("author"),
-        )
-        .scalar_subquery(),
-        count(
+        count_upto(
+            CommentRecord.id, and_(by_email, CommentRecord.status == "approve") if has_email else never, "trust_cap"
+        ),
+        count_upto(
+            CommentRecord.id,
+            and_(by_email, CommentRecord.status.in_(("spam", "discard"))) if has_email else never,
+            "flag_cap",
+        ),
+        count_upto(
+            author_key.label("author_key"),
+            and_(
+                same_site,
+                CommentRecord.content_hash == bindparam("content_hash"),
+                CommentRecord.created_at >= bindparam("dup_since", type_=UTCDateTime()),
+                author_key != bindparam("author"),
+            ),
+            "dup_cap",
+            distinct_rows=True,
+        ),
+        count_upto(
+            CommentRecord.id,
             and_(
                 same_site,
                 CommentRecord.user_ip == bindparam("ip"),
                 CommentRecord.created_at >= bindparam("flood_since", type_=UTCDateTime()),
             )
             if has_ip
-            else never
+            else never,
+            "flood_cap",
         ),
     )

@@ -141,3 +141,21 @@ def test_rules_are_per_site(db_session):
     check_comment(db_session, site, Comment(content="a", user_ip="203.0.113.5"), model=None)
     _, verdict = check_comment(db_session, other, Comment(content="b", user_ip="203.0.113.5"), model=None)
     assert "flood" not in verdict.rules
+
+
+def test_history_counts_stop_at_the_rule_threshold(db_session):
+    """A long spam run is counted only up to each rule's threshold, so later checks stay cheap."""
+    site, _ = create_site(db_session, "Blog", settings={"flood_max": 2})
+    for i in range(8):
+        check_comment(db_session, site, Comment(content="same", author_name=f"a{i}", user_ip="203.0.113.9"), model=None)
+    hits = history_hits(
+        db_session,
+        site.id,
+        Comment(content="same", author_name="z", user_ip="203.0.113.9"),
+        SiteSettings.from_dict({"flood_max": 2}),
+        content_hash=fingerprint("same"),
+        now=datetime.now(UTC),
+    )
+    reasons = {hit.rule: hit.reason for hit in hits}
+    assert "at least 3 different authors" in reasons["duplicate"]  # 8 earlier authors, counted up to 3
+    assert reasons["flood"].startswith("at least 3 comments from this IP")
