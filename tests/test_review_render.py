@@ -1,5 +1,7 @@
 """Inert rendering of attacker-written text: escaping first, highlights only around real matches."""
 
+import pytest
+
 from moderation.review import charts, render
 
 
@@ -45,3 +47,12 @@ def test_chart_escapes_labels_and_draws_one_bar_per_value():
     """Series names and labels are escaped in the SVG; zero values draw nothing."""
     svg = str(charts.stacked_bars("t<", ["2026-01-01", "2026-01-02"], {"spam": [3, 0]}, {"spam": "<b>"}))
     assert svg.count("<rect") == 1 and "&lt;b&gt;" in svg and "<b>" not in svg and 'aria-label="t&lt;"' in svg
+
+
+@pytest.mark.parametrize("target", ["//[", "http://[::1", "https://evil.example/", "//evil.example", "\\\\evil", ""])
+def test_safe_next_refuses_anything_but_a_local_path(target):
+    """Redirect targets that are not plain local paths, including ones urlsplit cannot parse, fall back."""
+    from moderation.review.auth import safe_next
+
+    assert safe_next(target, "/review/") == "/review/"
+    assert safe_next("/review/search?q=x", "/review/") == "/review/search?q=x"

@@ -86,7 +86,10 @@ def safe_next(target: str | None, default: str) -> str:
     """`target` when it is a path inside this app, else `default` (no open redirects)."""
     if not target:
         return default
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "/[" reads as a broken IPv6 host: not a path of ours either
+        return default
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     return target
