@@ -74,9 +74,10 @@ def _accuracy_section(results: dict[str, Any], runs: Sequence[SplitRuns], out_di
     earlier = results.get("accuracy_from")
     if earlier:
         lines += [
-            f"The accuracy figures come from an earlier `--{earlier['mode']}` run of this suite "
-            f"([`{earlier['file']}`](benchmarks/{earlier['file']}), commit {earlier['git_commit']}); accuracy "
-            "does not depend on machine load, so only the timings were measured again for this report.",
+            f"The accuracy figures come from a separate `--{earlier['mode']}` run of this suite "
+            f"([`{earlier['file']}`](benchmarks/{earlier['file']}), commit {earlier['git_commit']}); the "
+            f"timings from the run at commit {results['machine']['git_commit']} (accuracy does not depend on "
+            "machine load, timings do, so each was taken when its conditions were best).",
             "",
         ]
     if acc.get("skipped"):
