@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from hardening_helpers import MODERATION, serve, service_env
+from live_server import MODERATION, serve, service_env
 from sqlalchemy import MetaData, select
 
 from moderation.app import create_app

@@ -16,25 +16,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hardening_helpers import serve, service_env, wait_for
+from live_server import new_site_key, serve, service_env, wait_for
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from moderation import db
 from moderation.app import create_app
 from moderation.schema import CommentRecord
-from moderation.sites import create_site
 
 HAM = {"content": "Thanks for the write-up, the second chart cleared it up for me.", "author_name": "Dana"}
-
-
-def _new_site(database_url: str) -> str:
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    with db.make_sessionmaker(engine)() as session:
-        _, key = create_site(session, "Blog")
-    engine.dispose()
-    return key
 
 
 def _error_shape(response) -> dict:
@@ -49,7 +39,7 @@ def _error_shape(response) -> dict:
 @pytest.mark.slow
 def test_sigkilled_worker_loses_no_acknowledged_comment(db_url, tmp_path, model_dir):
     """Under 6 concurrent clients, two workers are SIGKILLed; every comment answered 2xx is in the database."""
-    key = _new_site(db_url)
+    key = new_site_key(db_url)
     headers = {"Authorization": f"Bearer {key}"}
     acknowledged: list[tuple[int, str]] = []
     failures: list[str] = []
@@ -118,7 +108,7 @@ def _assert_unavailable(response) -> None:
 def test_postgres_refusing_connections_gives_503_then_recovers(postgres_url, tmp_path, caplog):
     """While PostgreSQL refuses connections (ALLOW_CONNECTIONS false, sessions killed): 503 + Retry-After + the
     JSON error, /readyz says the database is down; once it accepts again the same app serves, no restart."""
-    key = _new_site(postgres_url)
+    key = new_site_key(postgres_url)
     app = create_app(
         {"TESTING": True, "DATABASE_URL": postgres_url, "MODEL_DIR": str(tmp_path), "INSTANCE_PATH": str(tmp_path)}
     )
@@ -158,7 +148,7 @@ def test_postgres_refusing_connections_gives_503_then_recovers(postgres_url, tmp
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sqlite_locked_by_another_process_gives_503_then_recovers(db_url, tmp_path):
     """While another process holds SQLite's write lock past the busy timeout: 503 + Retry-After; then recovery."""
-    key = _new_site(db_url)
+    key = new_site_key(db_url)
     app = create_app(
         {"TESTING": True, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "INSTANCE_PATH": str(tmp_path)}
     )
@@ -215,7 +205,7 @@ def _damage(model_dir: Path, how: str) -> None:
 def test_broken_model_means_hold_everything_and_readyz_says_why(db_url, tmp_path, model_dir, how, words):
     """A service starting on a broken model artifact answers every check with hold and /readyz names the problem."""
     _damage(model_dir, how)
-    key = _new_site(db_url)
+    key = new_site_key(db_url)
     app = create_app(
         {"TESTING": True, "DATABASE_URL": db_url, "MODEL_DIR": str(model_dir), "INSTANCE_PATH": str(tmp_path)}
     )

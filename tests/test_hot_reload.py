@@ -7,25 +7,13 @@ import time
 import httpx
 import pytest
 from learning_helpers import save_and_register, starter_model
-from test_server import server
+from live_server import serve, service_env
 
 from moderation import db, registry
 from moderation.schema import CommentRecord
 from moderation.sites import create_site
 
 RELOAD_WINDOW = 30.0
-
-
-def _env(tmp_path, name, database_url, model_dir):
-    return {
-        "MODERATION_DATABASE_URL": database_url,
-        "MODERATION_MODEL_DIR": str(model_dir),
-        "MODERATION_INSTANCE_PATH": str(tmp_path / name),
-        "MODERATION_TRAIN_ON_START": "false",
-        "MODERATION_DATA_DIR": "",
-        "MODERATION_RATELIMIT_CHECK": "",
-        "MODERATION_MODEL_RELOAD_SECONDS": "5",
-    }
 
 
 @pytest.mark.slow
@@ -48,9 +36,16 @@ def test_promotion_reaches_every_worker_and_host(tmp_path, db_url):
         }
 
     with (
-        server(_env(tmp_path, "a", db_url, folder), workers=3) as first,
-        server(_env(tmp_path, "b", db_url, tmp_path / "models-b"), workers=1) as second,
+        serve(
+            service_env(tmp_path / "a", db_url, folder, MODEL_RELOAD_SECONDS="5"), tmp_path / "a.log", workers=3
+        ) as host_a,
+        serve(
+            service_env(tmp_path / "b", db_url, tmp_path / "models-b", MODEL_RELOAD_SECONDS="5"),
+            tmp_path / "b.log",
+            workers=1,
+        ) as host_b,
     ):
+        first, second = host_a.base, host_b.base
         assert versions(first, 12) == {"old-1"} and versions(second, 3) == {"old-1"}
         with db.make_sessionmaker(engine)() as session:
             registry.promote(session, "new-2", actor="test")

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from hardening_helpers import rss_kib, serve, service_env
+from live_server import rss_kib, serve, service_env
 
 from moderation import db
 from moderation.sites import create_site

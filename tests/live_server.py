@@ -1,4 +1,4 @@
-"""Helpers for the hardening tests: a real `moderation serve` (gunicorn) process, its workers, their memory."""
+"""A real `moderation serve` (gunicorn) process for tests: start it, find its workers, read their memory."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from moderation import db
+from moderation.sites import create_site
 
 MODERATION = str(Path(sys.executable).parent / "moderation")
 
@@ -88,6 +91,16 @@ def serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def new_site_key(database_url: str) -> str:
+    """Migrate the database at `database_url`, add a site and return its plaintext API key."""
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    with db.make_sessionmaker(engine)() as session:
+        _, key = create_site(session, "Blog")
+    engine.dispose()
+    return key
 
 
 def children(pid: int) -> list[int]:
