@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -286,11 +287,15 @@ def fit_site_adjustments(
             continue  # one class only: nothing to separate, the bias alone would just shift every score
         # A site's own reports are authoritative for its own correction: full weight whatever the source.
         weights = [1.0] * len(examples)
-        adjustments[site_id] = fit_site_adjustment(
-            model, [e.comment for e in examples], [e.label for e in examples], weights
-        )
+        started = time.perf_counter()
+        adjustment = fit_site_adjustment(model, [e.comment for e in examples], [e.label for e in examples], weights)
+        adjustments[site_id] = adjustment
         if progress is not None:
-            progress(f"  site {site_id}: correction from {len(examples)} labels")
+            a, b, _ = adjustment.blend
+            progress(
+                f"  site {site_id}: model from {len(examples)} labels, blend {a:.2f}·anchored + {b:.2f}·own "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
     return adjustments
 
 
