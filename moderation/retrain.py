@@ -8,6 +8,8 @@
 3. Stream everything else from the database in batches (server-side cursor), mixed with a share of the
    shuffled corpora per batch, into `incremental.fit_streaming`; stored labels are weighted and capped
    per site and day (`site_learning`). Then fit each site's own correction.
+   With `sites_only`, steps 2-4 are instead: refit only each site's model, on every label, keeping the
+   champion's global model (`refit_site_models`, the fast path), and promote that.
 4. Score the held-out comments with the challenger and the champion, each with its site corrections,
    and compare on `metrics`. Promote only when the challenger is not worse on every one (or `force`).
 5. Save the challenger atomically (model_store), register it with its bytes and the comparison,
@@ -73,6 +75,7 @@ class RetrainOptions:
 
     force: bool = False
     dry_run: bool = False
+    sites_only: bool = False  # refit the champion's site models only (`refit_site_models`)
     metrics: tuple[str, ...] = ("recall_at_1pct_fpr", "mcc_at_spam")
     holdout: int = 1000
     keep_models: int = 5
@@ -377,6 +380,8 @@ def retrain(
             registry.adopt_current(session, model_dir, actor="retrain")
         champion_version, champion = load_champion(session, model_dir)
         progress(f"champion: {champion_version or 'none'}")
+        if options.sites_only:
+            return refit_site_models(session, model_dir, champion_version, champion, options, progress, started)
 
         labelled = count_labels(session)
         holdout_size = min(options.holdout, labelled // 5)
@@ -456,6 +461,77 @@ def retrain(
         return outcome
 
 
+def refit_site_models(
+    session: Session,
+    model_dir: Path,
+    champion_version: str | None,
+    champion: Any,
+    options: RetrainOptions,
+    progress: Progress,
+    started: float,
+) -> RetrainResult:
+    """The fast path: the champion's global model with every site's model refitted on all its labels.
+
+    Seconds per site instead of a full retrain, so a site's new labels shape its decisions soon (cron it
+    every few minutes). The global part is the champion's, unchanged, so there is nothing to compare:
+    the result is promoted (with `dry_run`: only fitted). No labels are held out: each site model is
+    chosen by cross-validation within its own labels. Called by `retrain` under its lock. Raises
+    DataError when the champion has no site models (trained by `moderation train`, or none at all).
+    """
+    from . import registry
+    from .errors import DataError
+    from .incremental import AdaptiveModel
+    from .model_store import new_version, read_manifest, save_model
+    from .site_learning import fit_site_adjustments
+
+    if champion_version is None or not isinstance(champion, AdaptiveModel):
+        raise DataError(
+            f"--sites-only refits the site models of a champion trained by `moderation retrain`, found "
+            f"{champion_version or 'no champion'}; run `moderation retrain` first"
+        )
+    labelled = count_labels(session)
+    digest = hashlib.sha256(f"sites:{champion_version}:{labelled}".encode()).hexdigest()
+    version = _free_version(model_dir, new_version(digest))
+    model = AdaptiveModel(
+        champion.features, champion.classifier, champion.calibration, version=version, thresholds=champion.thresholds
+    )
+    progress(f"refitting per-site models on {champion_version}'s global model")
+    model.sites = fit_site_adjustments(
+        session,
+        model,
+        min_labels=options.site_min_labels,
+        max_labels=options.site_max_labels,
+        source_weights=options.source_weights,
+        progress=progress,
+    )
+    reason = f"site models refitted on {champion_version}'s global model (unchanged)"
+    outcome = RetrainResult(
+        challenger=version,
+        champion=champion_version,
+        comparison={},
+        holdout={"n": 0, "spam": 0, "ham": 0},
+        training={"labelled": labelled, "sites_with_corrections": len(model.sites)},
+        promoted=False,
+        would_promote=True,
+        reason=reason,
+        dry_run=options.dry_run,
+        seconds=0.0,
+    )
+    if not options.dry_run:
+        before = read_manifest(model_dir, champion_version)
+        metrics = {**before.metrics, "sites_only": True, "global_from": champion_version, "reason": reason}
+        data = {**before.data, "sites_refitted_on_labels": labelled}
+        manifest = save_model(model_dir, model, data=data, metrics=metrics, make_current=False)
+        progress(f"saved {manifest.artifact} ({manifest.size_bytes / 1e6:.1f} MB)")
+        registry.register(session, model_dir, version, actor="retrain --sites-only")
+        registry.promote(session, version, actor="retrain --sites-only", model_dir=model_dir)
+        outcome.promoted = True
+        progress(f"promoted {version}")
+        outcome.pruned = registry.prune(session, model_dir, options.keep_models, actor="retrain --sites-only")
+    outcome.seconds = round(time.perf_counter() - started, 2)
+    return outcome
+
+
 def _free_version(model_dir: Path, version: str) -> str:
     from .model_store import artifact_path
 
@@ -472,6 +548,7 @@ __all__ = [
     "RetrainOptions",
     "RetrainResult",
     "compare",
+    "refit_site_models",
     "retrain",
     "retrain_lock",
     "training_batches",

@@ -186,3 +186,27 @@ def test_cli_exit_codes_and_comparison(tmp_path, champion_model):
     assert back.returncode == 0 and "champion-0" in back.stdout
     bad = subprocess.run([MODERATION, "models", "promote", "nope"], env=env, capture_output=True, text=True)
     assert bad.returncode == 1 and "nope" in bad.stderr
+
+
+def test_cli_sites_only(tmp_path, champion_model):
+    """`retrain --sites-only` promotes the champion with refitted site models; with no champion: one-line error."""
+    from moderation import db
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    env = {**os.environ, "MODERATION_DATABASE_URL": url, "MODERATION_MODEL_DIR": str(tmp_path / "none")}
+    missing = subprocess.run([MODERATION, "retrain", "--sites-only"], env=env, capture_output=True, text=True)
+    assert missing.returncode == 1 and "run `moderation retrain` first" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    folder = tmp_path / "models"
+    with db.make_sessionmaker(engine)() as session:
+        save_and_register(session, folder, champion_model, promote=True)
+        store_labelled(session, new_site(session), domain(30, 30))
+    engine.dispose()
+    env["MODERATION_MODEL_DIR"] = str(folder)
+    done = subprocess.run([MODERATION, "retrain", "--sites-only"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "1 site models" in done.stdout and "champion-0" in done.stdout
+    listed = subprocess.run([MODERATION, "models", "list"], env=env, capture_output=True, text=True)
+    assert "retired" in listed.stdout

@@ -104,3 +104,23 @@ def test_source_weights_are_parsed_strictly():
     assert parse_source_weights("moderator=1, feedback=0.25") == {"moderator": 1.0, "feedback": 0.25}
     with pytest.raises(ConfigError, match="akismet"):
         parse_source_weights("moderator=1,akismet")
+
+
+def test_sites_only_refits_site_models_on_the_champions_global_model(store):
+    """`retrain --sites-only` gives a site with new labels its model and leaves the global model as it was."""
+    engine, session, folder = store
+    early, late = new_site(session, "early"), new_site(session, "late")
+    _normal_labels(session, early, 3)
+    retrain(engine, folder, None, RetrainOptions(force=True, epochs=4))
+    before = load_model(folder, registry.champion(session).version)
+    phrase = "join our discord server for the weekly meetup"
+    store_labelled(session, late, [(f"{phrase} number {i}", Label.SPAM) for i in range(20)])
+    _normal_labels(session, late, 2)
+
+    result = retrain(engine, folder, None, RetrainOptions(sites_only=True))
+    after = load_model(folder, registry.champion(session).version)
+    assert result.promoted and after.version == result.challenger != before.version
+    assert late.id not in before.sites and {early.id, late.id} <= set(after.sites)
+    comment = Comment(f"{phrase} on friday", author_name="Kim")
+    assert after.predict_proba([comment])[0] == pytest.approx(before.predict_proba([comment])[0])
+    assert after.score_for_site(comment, late.id).probability > after.predict_proba([comment])[0] + 0.2

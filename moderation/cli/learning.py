@@ -60,6 +60,11 @@ def _figure(value: float) -> str:
 @click.option("--force", is_flag=True, help="Promote the challenger even when it is worse than the champion.")
 @click.option("--dry-run", is_flag=True, help="Train and print the comparison; save, register and promote nothing.")
 @click.option(
+    "--sites-only",
+    is_flag=True,
+    help="Refit only the per-site models on the champion's global model (seconds per site) and promote that.",
+)
+@click.option(
     "--data",
     "data_dir",
     type=click.Path(path_type=Path),
@@ -70,10 +75,11 @@ def _figure(value: float) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder of model artifacts (default: MODERATION_MODEL_DIR).",
 )
-def retrain(force: bool, dry_run: bool, data_dir: Path | None, model_dir: Path | None) -> None:
+def retrain(force: bool, dry_run: bool, sites_only: bool, data_dir: Path | None, model_dir: Path | None) -> None:
     """Retrain on corpora + every stored label; promote only if not worse than the champion.
 
-    Exit status: 0 promoted (dry run: would be), 3 not promoted (dry run: would not be), 1 error.
+    With --sites-only, refit only each site's own model on the champion's global model (fast) and
+    promote that. Exit status: 0 promoted (dry run: would be), 3 not promoted (dry run: would not be), 1 error.
     """
     from ..retrain import RetrainOptions
     from ..retrain import retrain as run
@@ -81,12 +87,17 @@ def retrain(force: bool, dry_run: bool, data_dir: Path | None, model_dir: Path |
     values = _settings()
     folder = data_dir if data_dir is not None else (Path(values["DATA_DIR"]) if values["DATA_DIR"] else None)
     with _user_errors():
-        options = RetrainOptions.from_settings(values, force=force, dry_run=dry_run)
+        options = RetrainOptions.from_settings(values, force=force, dry_run=dry_run, sites_only=sites_only)
         engine = _engine(values)
         try:
             result = run(engine, model_dir or Path(values["MODEL_DIR"]), folder, options, progress=_progress)
         finally:
             engine.dispose()
+    if sites_only:
+        verb = "would promote" if result.dry_run else "promoted"
+        click.echo(f"{verb} {result.challenger}: {result.training['sites_with_corrections']} site models, "
+                   f"{result.reason}; {result.seconds:.0f} s")  # fmt: skip
+        sys.exit(result.exit_code)
     click.echo(f"{'metric':<20} {'champion':>9} {'challenger':>10}")
     for name, pair in result.comparison.items():
         marker = " *" if name in options.metrics else ""
