@@ -16,6 +16,7 @@ import logging
 import math
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,10 +26,11 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from . import metrics
-from .checking import check_comment
+from .checking import check_and_store, site_settings
 from .comment import Comment, Label
 from .errors import StoreError
 from .labels import record_label
+from .policy import SiteSettings
 from .schema import CommentRecord, Site
 from .sites import site_for_key
 
@@ -62,6 +64,8 @@ FIELD_LIMITS: dict[str, int] = {
 }
 TIMESTAMP_FIELDS = ("rendered_at", "submitted_at")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:(?P<second>\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})?$")
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff), paired or not.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # Epoch timestamps must fall in this range (2000-01-01 .. 2100-01-01): anything else is a unit mistake.
 EPOCH_RANGE = (946684800, 4102444800)
 
@@ -185,7 +189,10 @@ def json_body() -> Any:
     try:
         data = request.get_json(silent=True)
         # "\ud800" is a valid JSON escape but not Unicode: no database can store it (a 500 before this check).
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        # Only a surrogate escape in the text can produce one, so most bodies skip the re-encoding.
+        raw = request.get_data(cache=True)
+        if _SURROGATE_ESCAPE.search(raw) or b"\x00" in raw[:4]:  # NULs up front: UTF-16/32, escapes unseen
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
     except RecursionError as exc:  # "[[[[..." within MAX_CONTENT_LENGTH exhausts the decoder's stack
         raise ApiError(400, "JSON body nested too deeply") from exc
     except UnicodeEncodeError as exc:
@@ -198,19 +205,29 @@ def json_body() -> Any:
 # --- authentication --------------------------------------------------------------------------------
 
 
-def authenticate(session: Session) -> Site:
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The site a request authenticated as: its id and its validated policy."""
+
+    site_id: int
+    settings: SiteSettings
+
+
+def authenticate() -> Caller:
     """The site calling: by Bearer key, or by a signed body. ApiError 401 (no credentials) or 403 (bad)."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ApiError(401, "expected 'Authorization: Bearer <api key>'", headers={"WWW-Authenticate": "Bearer"})
-        site = _cached_site(session, key.strip())
-        if site is None:
+        caller = _cached_caller(key.strip())
+        if caller is None:
             raise ApiError(403, "this API key is unknown or was revoked", code="invalid_key")
-        return site
+        return caller
     if "X-Moderation-Signature" in request.headers:
-        return _signed_site(session)
+        with _state().sessions() as session:
+            site = _signed_site(session)
+            return Caller(site.id, site_settings(site))
     raise ApiError(
         401,
         "missing credentials: send 'Authorization: Bearer <api key>' or a signed body",
@@ -218,20 +235,24 @@ def authenticate(session: Session) -> Site:
     )
 
 
-def _cached_site(session: Session, key: str) -> Site | None:
-    """site_for_key, remembered for SITE_CACHE_SECONDS per process (a revocation takes that long to apply)."""
-    cache: dict[str, tuple[float, Site | None]] = _state().site_cache
+def _cached_caller(key: str) -> Caller | None:
+    """The key's site, remembered for SITE_CACHE_SECONDS per process (a revocation takes that long to apply).
+
+    A hit costs no query and no re-validation of the site's policy.
+    """
+    state = _state()
+    cache: dict[str, tuple[float, Caller | None]] = state.site_cache
     now = time.monotonic()
     hit = cache.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
-    site = site_for_key(session, key)
-    if site is not None:
-        session.expunge(site)  # read-only snapshot shared by later requests
+    with state.sessions() as session:
+        site = site_for_key(session, key)
+        caller = Caller(site.id, site_settings(site)) if site is not None else None
     if len(cache) > 10_000:  # bound the memory a stream of random keys can take
         cache.clear()
-    cache[key] = (now + SITE_CACHE_SECONDS, site)
-    return site
+    cache[key] = (now + SITE_CACHE_SECONDS, caller)
+    return caller
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -259,9 +280,9 @@ def _signed_site(session: Session) -> Site:
     return site
 
 
-def _owned_comment(session: Session, site: Site, comment_id: int) -> CommentRecord:
+def _owned_comment(session: Session, caller: Caller, comment_id: int) -> CommentRecord:
     record = session.get(CommentRecord, comment_id) if comment_id <= MAX_ID else None
-    if record is None or record.site_id != site.id:  # another site's comment is "not found", not "forbidden"
+    if record is None or record.site_id != caller.site_id:  # another site's comment is "not found", not "forbidden"
         raise ApiError(404, f"no comment {comment_id} for this site")
     return record
 
@@ -293,25 +314,26 @@ def _state() -> Any:
 def check() -> Response:
     """Check one comment: store it with its verdict, then answer the decision."""
     state = _state()
-    with state.sessions() as session:
-        site = authenticate(session)
-        comment, extra, is_test = parse_comment(json_body())
-        record, verdict = check_comment(
-            session,
-            site,
-            comment,
-            model=state.models.get(),
-            source="api",
-            extra=extra,
-            is_test=is_test,
-            anonymize_ip=state.settings["ANONYMIZE_IP"],
-        )
+    caller = authenticate()
+    comment, extra, is_test = parse_comment(json_body())
+    stored = check_and_store(
+        state.engine,
+        caller.site_id,
+        caller.settings,
+        comment,
+        model=state.models.get(),
+        source="api",
+        extra=extra,
+        is_test=is_test,
+        anonymize_ip=state.settings["ANONYMIZE_IP"],
+    )
+    verdict = stored.verdict
     metrics.count_decision(verdict.decision.value, "api")
     return jsonify(
         ok=True,
-        id=record.id,
+        id=stored.id,
         decision=verdict.decision.value,
-        score=record.score,
+        score=stored.values["score"],
         reasons=list(verdict.reasons),
         model_version=verdict.model_version,
     )
@@ -320,26 +342,27 @@ def check() -> Response:
 @bp.get("/comments/<int:comment_id>")
 def show(comment_id: int) -> Response:
     """A comment's current status and label history, for the site that sent it."""
+    caller = authenticate()
     with _state().sessions() as session:
-        record = _owned_comment(session, authenticate(session), comment_id)
+        record = _owned_comment(session, caller, comment_id)
         return jsonify(ok=True, **_comment_json(record))
 
 
 @bp.post("/comments/<int:comment_id>/feedback")
 def feedback(comment_id: int) -> Response:
     """A site's or reader's report that a comment is spam or ham."""
+    caller = authenticate()
+    data = json_body()
+    label = data.get("label") if isinstance(data, dict) else None
+    if label not in ("spam", "ham"):
+        raise ApiError(400, f"label: expected 'spam' or 'ham', found {label!r}")
+    reporter = data.get("reporter", "")
+    if not isinstance(reporter, str) or len(reporter) > 150:
+        raise ApiError(400, "reporter: expected a string of at most 150 characters")
+    reporter = reporter.replace("\x00", "")  # PostgreSQL cannot store NUL; it never means anything here
     with _state().sessions() as session:
-        site = authenticate(session)
-        data = json_body()
-        label = data.get("label") if isinstance(data, dict) else None
-        if label not in ("spam", "ham"):
-            raise ApiError(400, f"label: expected 'spam' or 'ham', found {label!r}")
-        reporter = data.get("reporter", "")
-        if not isinstance(reporter, str) or len(reporter) > 150:
-            raise ApiError(400, "reporter: expected a string of at most 150 characters")
-        reporter = reporter.replace("\x00", "")  # PostgreSQL cannot store NUL; it never means anything here
-        record = _owned_comment(session, site, comment_id)
-        actor = f"site:{site.id}" + (f"/{reporter}" if reporter else "")
+        record = _owned_comment(session, caller, comment_id)
+        actor = f"site:{caller.site_id}" + (f"/{reporter}" if reporter else "")
         record_label(session, record, Label(label), source="feedback", actor=actor)
         return jsonify(ok=True, id=record.id, status=record.status)
 

@@ -8,14 +8,16 @@ installed `moderation` needs no alembic.ini on disk.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import ConfigError, StoreError
@@ -24,6 +26,10 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 # Workers wait this long for SQLite's write lock before failing; a check holds it for about a millisecond.
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# A pooled connection idle longer than this is pinged before use (the database may have restarted since);
+# one in steady use is not: pinging on every checkout cost a round trip (PostgreSQL) or a statement (SQLite)
+# per request. A connection that dies under load fails its request with a 503 and the pool starts afresh.
+PING_AFTER_IDLE_SECONDS = 1.0
 # pg_advisory_xact_lock key serialising migrations (any constant unique to this application).
 MIGRATION_LOCK_KEY = 0x6D6F6465
 
@@ -38,8 +44,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _mark_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any, *, dialect: Any) -> None:
+    """Pessimistic disconnect handling for idle connections only: a failed ping makes the pool reconnect."""
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except Exception as exc:  # whatever the driver raises for a dead connection
+        raise DisconnectionError(f"stale pooled connection: {type(exc).__name__}") from exc
+
+
+def _ping_idle_connections(engine: Engine) -> Engine:
+    event.listen(engine, "checkin", _mark_checkin)
+    event.listen(engine, "checkout", partial(_ping_if_idle, dialect=engine.dialect))
+    return engine
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url` (SQLite: WAL, busy timeout, foreign keys; all: pre-ping). Bad URL → ConfigError."""
+    """An engine for `url` (SQLite: WAL, busy timeout, foreign keys; all: idle connections pinged).
+
+    Bad URL → ConfigError. The pool hands out the most recently used connection first (LIFO), so a
+    worker keeps reusing one warm connection: SQLite drops a connection's page cache whenever another
+    connection wrote since its last use, which a first-in-first-out pool of two made happen every request.
+    """
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError and others for a malformed URL
@@ -48,11 +80,11 @@ def make_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, pool_pre_ping=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(parsed, pool_use_lifo=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return _ping_idle_connections(engine)
     try:
-        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return _ping_idle_connections(create_engine(parsed, pool_use_lifo=True, pool_size=5, max_overflow=10))
     except Exception as exc:  # missing driver, unknown dialect
         raise ConfigError(f"DATABASE_URL: cannot use {parsed.render_as_string(hide_password=True)}: {exc}") from exc
 

@@ -39,14 +39,27 @@ def instruments() -> Instruments:
 
 def observe(endpoint: str, method: str, status: int, seconds: float) -> None:
     """Count one answered request and its latency."""
-    metric = instruments()
-    metric.requests.labels(endpoint, method, str(status)).inc()
-    metric.latency.labels(endpoint).observe(seconds)
+    count, latency = _request_series(endpoint, method, status)
+    count.inc()
+    latency.observe(seconds)
 
 
 def count_decision(decision: str, source: str) -> None:
     """Count one checked comment."""
-    instruments().decisions.labels(decision, source).inc()
+    _decision_series(decision, source).inc()
+
+
+# `labels()` takes a lock and builds its key on every call; a request only needs the series it already has.
+# The caches are bounded because the method and endpoint labels come from the request.
+@lru_cache(maxsize=512)
+def _request_series(endpoint: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    metric = instruments()
+    return metric.requests.labels(endpoint, method, str(status)), metric.latency.labels(endpoint)
+
+
+@lru_cache(maxsize=64)
+def _decision_series(decision: str, source: str) -> Counter:
+    return instruments().decisions.labels(decision, source)
 
 
 def render() -> tuple[bytes, str]:

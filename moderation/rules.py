@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, false, func, select
+from sqlalchemy import ColumnElement, Connection, Integer, Select, and_, bindparam, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from .comment import Comment, Decision
@@ -98,7 +98,7 @@ def stateless_hits(comment: Comment, settings: SiteSettings, *, honeypot: str = 
 
 
 def history_hits(
-    session: Session,
+    db: Connection | Session,
     site_id: int,
     comment: Comment,
     settings: SiteSettings,
@@ -109,29 +109,44 @@ def history_hits(
     """The rules that look at the site's earlier comments: trusted commenters, duplicates, floods.
 
     One round trip: each rule's count is a scalar subquery of a single SELECT (a check is latency-bound).
+    `db` is a connection, or a session whose connection is used.
     """
+    connection = db.connection() if isinstance(db, Session) else db
+    counts = connection.execute(  # Core execution: the ORM layer adds nothing to a row of counts
+        history_query(comment),
+        history_parameters(site_id, comment, settings, content_hash=content_hash, now=now),
+    ).one()
+    return history_rule_hits(tuple(counts), settings)
+
+
+def history_query(comment: Comment) -> Select[Any]:
+    """The SELECT of the history counts for a comment of this shape (with or without email and IP)."""
+    return _history_query(bool(comment.author_email.strip()), bool(comment.user_ip))
+
+
+def history_parameters(
+    site_id: int, comment: Comment, settings: SiteSettings, *, content_hash: str, now: datetime
+) -> dict[str, Any]:
+    """The parameters of `history_query(comment)`."""
     email = comment.author_email.strip().lower()
-    counts = (
-        session.connection()
-        .execute(  # Core execution: the ORM layer adds nothing to a row of counts
-            _history_query(bool(email), bool(comment.user_ip)),
-            {
-                "site_id": site_id,
-                "email": email,
-                "author": email or comment.author_name,
-                "content_hash": content_hash,
-                "dup_since": now - timedelta(hours=settings.duplicate_window_hours),
-                "ip": comment.user_ip,
-                "flood_since": now - timedelta(seconds=settings.flood_window_seconds),
-                # counting past a rule's threshold changes nothing but the reason's wording
-                "trust_cap": max(settings.trusted_min_approved, 1),
-                "flag_cap": 1,
-                "dup_cap": max(settings.duplicate_authors - 1, 1),  # other authors; this one makes the rest
-                "flood_cap": max(settings.flood_max, 1),
-            },
-        )
-        .one()
-    )
+    return {
+        "site_id": site_id,
+        "email": email,
+        "author": email or comment.author_name,
+        "content_hash": content_hash,
+        "dup_since": now - timedelta(hours=settings.duplicate_window_hours),
+        "ip": comment.user_ip,
+        "flood_since": now - timedelta(seconds=settings.flood_window_seconds),
+        # counting past a rule's threshold changes nothing but the reason's wording
+        "trust_cap": max(settings.trusted_min_approved, 1),
+        "flag_cap": 1,
+        "dup_cap": max(settings.duplicate_authors - 1, 1),  # other authors; this one makes the rest
+        "flood_cap": max(settings.flood_max, 1),
+    }
+
+
+def history_rule_hits(counts: tuple[Any, ...], settings: SiteSettings) -> list[RuleHit]:
+    """The history rules that fire, given the row of counts `history_query` answered."""
     approved, flagged, other_authors, recent = (int(n or 0) for n in counts)
 
     hits: list[RuleHit] = []
@@ -187,7 +202,10 @@ def _history_query(has_email: bool, has_ip: bool) -> Select[Any]:
         ),
         count_upto(
             CommentRecord.id,
-            and_(by_email, CommentRecord.status.in_(("spam", "discard"))) if has_email else never,
+            # two comparisons rather than IN: an IN list is re-rendered on every execution
+            and_(by_email, or_(CommentRecord.status == "spam", CommentRecord.status == "discard"))
+            if has_email
+            else never,
             "flag_cap",
         ),
         count_upto(
