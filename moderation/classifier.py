@@ -26,8 +26,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from .comment import Clue, Comment, Decision, Label, LabelledComment, Score
-from .errors import DataError
-from .features import SIGNAL_NAMES, CommentFeatures, Prepared, build_features, describe_signal, describe_term
+from .errors import DataError, ModelIntegrityError
+from .features import CommentFeatures, Prepared, build_features, describe_signal, describe_term
 
 # Inverse regularisation strength of the logistic regression. Leave-one-video-out on the YouTube
 # corpus (dedup against training), mean MCC at decision 0 with uni+bigrams: C=3 0.883, C=10 0.890,
@@ -37,7 +37,6 @@ MAX_POSITIVE_CLUES = 5
 MAX_NEGATIVE_CLUES = 2
 MIN_POSITIVE_WEIGHT = 0.05  # log-odds; smaller contributions are noise to a moderator
 MIN_NEGATIVE_WEIGHT = 0.3  # ham-side clues only when they pull the score down noticeably
-_URL_DOMAINS = SIGNAL_NAMES.index("url_domains")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +96,14 @@ class SpamModel:
         self._intercept = float(np.ravel(self.classifier.intercept_)[0])
         self._char_start = self.features.n_words_
         self._signal_start = self.features.n_words_ + self.features.n_chars_
+        self._signal_names = self.features.signal_names
+        expected = self._signal_start + len(self._signal_names)
+        if self._coef.size != expected:
+            raise ModelIntegrityError(
+                f"model {self.version}: expected {expected} classifier weights for its features, found "
+                f"{self._coef.size}; retrain it with `moderation train`"
+            )
+        self._url_domains = self._signal_start + self._signal_names.index("url_domains")
 
     def __getstate__(self) -> dict[str, object]:
         return {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
@@ -160,7 +167,7 @@ class SpamModel:
                 if (len(words) == 1 and words[0] in shown_words) or not any(ch.isalnum() for ch in term):
                     continue  # already said inside a phrase, or punctuation a moderator cannot act on
                 shown_words.update(words)
-            elif column == self._signal_start + _URL_DOMAINS and single_domain:
+            elif column == self._url_domains and single_domain:
                 continue  # "1 different linked site" only repeats "1 link"
             chosen.append((weight, column))
         return chosen
@@ -172,7 +179,7 @@ class SpamModel:
         if column < self._char_start:
             term = str(self.features.word_terms_[column])
             return Clue(f"word:{term}", describe_term(term, doc), weight)
-        name = SIGNAL_NAMES[column - self._signal_start]
+        name = self._signal_names[column - self._signal_start]
         return Clue(f"signal:{name}", describe_signal(name, doc.signals[name]), weight)
 
 

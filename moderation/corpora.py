@@ -34,6 +34,16 @@ YOUTUBE_DIR = "youtube-spam-collection"
 SMS_DIR = "sms-spam-collection"
 SMS_FILE = "SMSSpamCollection"
 STARTER_RESOURCE = "starter.jsonl"
+# The page each YouTube file's comments were posted on (the videos of the TubeSpam paper), so a
+# comment's links can be compared with it: ham there links to its own video ("best part
+# youtube.com/watch?v=KQ6zr6kCPj8&t=2m19s", "Katy Perry - Roar: youtu.be/CevxZvSJLk8").
+YOUTUBE_VIDEO_URLS = {
+    "Psy": "https://www.youtube.com/watch?v=9bZkp7q19f0",
+    "KatyPerry": "https://www.youtube.com/watch?v=CevxZvSJLk8",
+    "LMFAO": "https://www.youtube.com/watch?v=KQ6zr6kCPj8",
+    "Eminem": "https://www.youtube.com/watch?v=uelHwf8o7_U",
+    "Shakira": "https://www.youtube.com/watch?v=pRpeEdMmmQ0",
+}
 
 # BOM and zero-width characters: invisible, so they carry no meaning for a reader, but in the YouTube
 # set a trailing U+FEFF marks most ham and a model would learn it.
@@ -120,9 +130,14 @@ def load_youtube(folder: Path) -> list[LabelledComment]:
     for path in files:
         # "Youtube01-Psy.csv" -> "Psy": one group per video, the unit of a leave-one-video-out split.
         video = path.stem.split("-", 1)[1] if "-" in path.stem else path.stem
+        permalink = YOUTUBE_VIDEO_URLS.get(video, "")
         for where, row in _csv_records(path, ("AUTHOR", "CONTENT", "CLASS")):
             label = parse_label(row["CLASS"], where)
-            comment = Comment(content=clean_text(row["CONTENT"] or ""), author_name=clean_text(row["AUTHOR"] or ""))
+            comment = Comment(
+                content=clean_text(row["CONTENT"] or ""),
+                author_name=clean_text(row["AUTHOR"] or ""),
+                permalink=permalink,
+            )
             examples.append(LabelledComment(comment, label, "youtube", video))
     return examples
 

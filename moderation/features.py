@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,7 +26,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from .comment import Comment
-from .text import Link, extract_links, normalize, stem, surface_tokens, tokenize, url_host
+from .errors import ModelIntegrityError
+from .text import Link, drop_links_to, extract_links, normalize, same_page, stem, surface_tokens, tokenize, url_host
 
 
 def _words(text: str) -> frozenset[str]:
@@ -68,6 +70,28 @@ _MESSENGER = re.compile(
     r"\b(?:whats\s?app|telegram|wechat|we\s?chat|viber|kik|snapchat|skype|signal\s(?:app|me|@|\+)|icq)\b", re.I
 )
 _HANDLE = re.compile(r"(?<![\w@.])@[A-Za-z_][A-Za-z0-9_.]{2,31}")
+# Self-promotion in words, no link needed: "check out my channel", "sub to me", "visit my page",
+# "search DHG SONGS on youtube". The commonest family of missed spam in leave-one-video-out runs.
+_PROMO_NOUN = (
+    r"(?:channel|chanel|channels|vids?|videos?|vlogs?|page|blog|music|songs?|tracks?|playlists?|covers?|raps?"
+    r"|beats?|mixtape|albums?|website|site|account|profile|stuff|content|work)"
+)
+_SELF_PROMOTION = re.compile(
+    r"\b(?:my|our)\s(?:(?:new|latest|first|own|youtube|yt|official|music|gaming|rap|cover|little)\s){0,2}"
+    + _PROMO_NOUN
+    + r"\b"
+    r"|\b(?:sub|subs|subscribe|subscribing|follow)\s(?:to\s|2\s|on\s)?(?:me|us|my|our)\b"
+    r"|\b(?:check|visit|watch|listen\sto)\s(?:out\s)?(?:me|my|our)\b"
+    r"|\b(?:search|type|look\sup|google)\s(?:[^\s.!?]{1,30}\s){1,6}(?:on|in|into)\s(?:youtube|google)\b",
+    re.I,
+)
+# Requests for likes, shares or thumbs up: "like this comment if...", "thumbs up if you...", "share this".
+_ASKS_FOR_LIKES = re.compile(
+    r"\b(?:like|thumbs?\s?up|upvote|share)\s(?:this|my)\s(?:comment|post|video|page|channel)\b"
+    r"|\b(?:like|thumbs?\s?up|upvote)\s(?:if|so|and\s(?:share|subscribe))\b"
+    r"|\bgive\s(?:it|this|me)\s(?:a\s)?(?:like|thumbs?\s?up)\b",
+    re.I,
+)
 _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
 _DIGIT = re.compile(r"\d")
 _UPPER = re.compile(r"[A-ZÀ-ÖØ-ÞА-ЯΑ-Ω]")
@@ -83,10 +107,13 @@ SIGNAL_NAMES: tuple[str, ...] = (
     "url_ip_host",
     "url_text_mismatch",
     "url_messenger",
+    "url_this_page",
     "email_count",
     "phone_count",
     "messenger_mention",
     "handle_count",
+    "self_promotion",
+    "asks_for_likes",
     "author_many_words",
     "author_commercial",
     "author_digits",
@@ -107,6 +134,13 @@ SIGNAL_NAMES: tuple[str, ...] = (
     "length_very_long",
 )
 
+# The signal columns of a `CommentFeatures` fitted before it recorded its own (`signal_names_`): the
+# layout of every artifact saved before "url_this_page", "self_promotion" and "asks_for_likes" were
+# added. Such a model keeps scoring with exactly the columns it was trained on.
+SIGNALS_BEFORE_RECORDED_LAYOUT: tuple[str, ...] = tuple(
+    name for name in SIGNAL_NAMES if name not in {"url_this_page", "self_promotion", "asks_for_likes"}
+)
+
 
 def extract_signals(comment: Comment) -> dict[str, float]:
     """Return every signal in `SIGNAL_NAMES` for `comment` (counts as log1p, flags 0/1, ratios 0..1)."""
@@ -117,12 +151,18 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
     """Signals of `comment` whose content is already normalised to `text`."""
     s = dict.fromkeys(SIGNAL_NAMES, 0.0)
     links = extract_links(comment.content)
+    if links and comment.permalink:
+        here = [link for link in links if same_page(link.url, comment.permalink)]
+        s["url_this_page"] = _log_count(here)
+        links = [link for link in links if link not in here]  # a link back to the page advertises nothing
     if links:
         _link_signals(links, s)
     s["email_count"] = _log_count(_EMAIL.findall(text))
     s["phone_count"] = _log_count(p for p in _PHONE.findall(text) if 8 <= len(_DIGIT.findall(p)) <= 15)
     s["messenger_mention"] = _log_count(_MESSENGER.findall(text))
     s["handle_count"] = _log_count(_HANDLE.findall(text))
+    s["self_promotion"] = _log_count(_SELF_PROMOTION.findall(text))
+    s["asks_for_likes"] = _log_count(_ASKS_FOR_LIKES.findall(text))
     _author_signals(comment, s)
     if comment.user_agent == "":  # None means the site did not tell us: no signal either way
         s["user_agent_missing"] = 1.0
@@ -244,10 +284,13 @@ _COUNT_TEXT = {
     "url_ip_host": ("link", "{} to a bare IP address"),
     "url_text_mismatch": ("link", "{} whose text shows a different site than it points to"),
     "url_messenger": ("link", "{} to a messenger chat"),
+    "url_this_page": ("link", "{} to the page the comment is on (e.g. a time in the video)"),
     "email_count": ("email address", "{} in the text"),
     "phone_count": ("phone number", "{} in the text"),
     "messenger_mention": ("mention", "{} of a messenger app (WhatsApp, Telegram…)"),
     "handle_count": ("@handle", "{}"),
+    "self_promotion": ("phrase", "{} promoting the author's own channel or page ('check out my…', 'sub to me')"),
+    "asks_for_likes": ("request", "{} for likes, shares or thumbs up"),
     "author_commercial": ("commercial word", "author name with {}"),
 }
 
@@ -286,11 +329,14 @@ class Prepared:
 def prepare(comment: Comment, ngram_range: tuple[int, int] = (1, 3)) -> Prepared:
     """Normalise and tokenise `comment` once for all feature families."""
     text = normalize(comment.content)
+    signals = _signals(comment, text)
+    if comment.permalink:  # its signal says it all; the host ("youtu.be") would read as a spam word
+        text = drop_links_to(text, comment.permalink)
     surface = surface_tokens(text)
     stems = [stem(token) for token in surface]
     author = ["author:" + token for token in tokenize(normalize(comment.author_name[:200]))]
     terms = word_ngrams(stems, ngram_range) + author
-    return Prepared(text, tuple(surface), tuple(stems), tuple(terms), text.lower(), _signals(comment, text))
+    return Prepared(text, tuple(surface), tuple(stems), tuple(terms), text.lower(), signals)
 
 
 def word_ngrams(tokens: Sequence[str], ngram_range: tuple[int, int]) -> list[str]:
@@ -362,6 +408,21 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         self.char_weight = char_weight
         self.signal_weight = signal_weight
 
+    @property
+    def signal_names(self) -> tuple[str, ...]:
+        """The signal columns this transformer was fitted with, in order (see `SIGNALS_BEFORE_RECORDED_LAYOUT`)."""
+        return tuple(getattr(self, "signal_names_", SIGNALS_BEFORE_RECORDED_LAYOUT))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle, refusing a layout with signals this code does not compute (a model from newer code)."""
+        super().__setstate__(state)
+        unknown = [name for name in self.signal_names if name not in SIGNAL_NAMES]
+        if unknown:
+            raise ModelIntegrityError(
+                f"the model's features include signals this code does not compute ({', '.join(unknown)}); "
+                "retrain it with `moderation train` or load it with the code that trained it"
+            )
+
     def fit(self, X: Sequence[Comment], y: object = None) -> CommentFeatures:
         """Learn both vocabularies and IDF weights from `X` (a sequence of Comment); return self."""
         self.fit_transform(X, y)
@@ -393,6 +454,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         chars = self.chars_.fit_transform(docs)
         self.n_words_ = words.shape[1]
         self.n_chars_ = chars.shape[1]
+        self.signal_names_ = SIGNAL_NAMES
         self.n_features_out_ = self.n_words_ + self.n_chars_ + len(SIGNAL_NAMES)
         self.word_terms_ = self.words_.get_feature_names_out()
         return self._stack(words, chars, docs)
@@ -426,7 +488,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         self._add_tfidf(self.words_, set(doc.terms), 0, 1.0, columns, values)
         self._add_tfidf(self.chars_, self.chars_.analyzer(doc), self.n_words_, self.char_weight, columns, values)
         offset = self.n_words_ + self.n_chars_
-        for position, name in enumerate(SIGNAL_NAMES):
+        for position, name in enumerate(self.signal_names):
             value = doc.signals[name]
             if value:
                 columns.append(offset + position)
@@ -462,8 +524,9 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
             values.append(weight * value / norm)
 
     def _stack(self, words: sp.spmatrix, chars: sp.spmatrix, docs: Sequence[Prepared]) -> sp.csr_matrix:
-        signals = np.array([[doc.signals[name] for name in SIGNAL_NAMES] for doc in docs], dtype=np.float64)
-        signals = signals.reshape(len(docs), len(SIGNAL_NAMES))
+        names = self.signal_names
+        signals = np.array([[doc.signals[name] for name in names] for doc in docs], dtype=np.float64)
+        signals = signals.reshape(len(docs), len(names))
         blocks = [words, chars * self.char_weight, sp.csr_matrix(signals * self.signal_weight)]
         return sp.hstack(blocks, format="csr")
 
@@ -481,7 +544,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "words_")
         names = [f"word:{t}" for t in self.word_terms_]
         names += [f"char:{t}" for t in self.chars_.get_feature_names_out()]
-        names += [f"signal:{n}" for n in SIGNAL_NAMES]
+        names += [f"signal:{n}" for n in self.signal_names]
         return np.asarray(names, dtype=object)
 
     def feature_kind(self, index: int) -> tuple[str, str]:
@@ -491,7 +554,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
             return "word", str(self.word_terms_[index])
         if index < self.n_words_ + self.n_chars_:
             return "char", ""
-        return "signal", SIGNAL_NAMES[index - self.n_words_ - self.n_chars_]
+        return "signal", self.signal_names[index - self.n_words_ - self.n_chars_]
 
 
 def build_features(**params: object) -> CommentFeatures:
@@ -519,6 +582,7 @@ def _surface_of(term: str, doc: Prepared) -> str:
 
 
 __all__ = [
+    "SIGNALS_BEFORE_RECORDED_LAYOUT",
     "SIGNAL_NAMES",
     "CommentFeatures",
     "Prepared",

@@ -6,6 +6,7 @@ repetition where a match could otherwise run to the end of the text.
 
     normalize(text)      -> str          the text a human would read, folded to plain forms
     extract_links(text)  -> list[Link]   URLs in raw or HTML text, with the link text shown
+    same_page(url, page) -> bool         does a link point at the page the comment is on?
     tokenize(text)       -> list[str]    lowercased, stemmed word tokens (NLTK, no data needed)
 """
 
@@ -16,7 +17,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from nltk.stem.snowball import SnowballStemmer
 
@@ -210,6 +211,71 @@ def url_host(url: str) -> str:
         return ""
     host = host.rstrip(".")
     return host[4:] if host.startswith("www.") else host
+
+
+# Hosts that serve one YouTube video under several URL shapes (watch?v=ID, youtu.be/ID, /embed/ID...).
+_YOUTUBE_HOSTS = frozenset({"youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be", "youtube-nocookie.com"})
+_YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+
+
+def page_key(url: str) -> tuple[str, str, frozenset[tuple[str, str]]] | None:
+    """What identifies the page `url` shows: (host, path, query parameters), fragment ignored; for a
+    YouTube video ("youtube", video id, {}) whatever form the URL takes. None for no usable URL."""
+    candidate = url.strip()[:2000]
+    if "://" not in candidate[:20]:
+        candidate = "http://" + candidate
+    try:
+        parts = urlsplit(candidate)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return None
+    host = url_host(candidate)
+    if not host:
+        return None
+    if host in _YOUTUBE_HOSTS:
+        video = _youtube_video(host, parts.path, dict(query))
+        if video:
+            return "youtube", video, frozenset()
+    return host, parts.path.rstrip("/") or "/", frozenset(query)
+
+
+def _youtube_video(host: str, path: str, query: dict[str, str]) -> str:
+    """The 11-character video id of a YouTube URL, or "" when it names no video."""
+    segments = [segment for segment in path.split("/") if segment]
+    if host == "youtu.be":
+        candidate = segments[0] if segments else ""
+    elif segments[:1] == ["watch"]:
+        candidate = query.get("v", "")
+    elif len(segments) >= 2 and segments[0] in ("embed", "shorts", "v", "live"):
+        candidate = segments[1]
+    else:
+        candidate = ""
+    return candidate if _YOUTUBE_ID.match(candidate) else ""
+
+
+def same_page(url: str, page: str) -> bool:
+    """True when link `url` points at `page` (the comment's permalink): same host and path, with at least
+    the page's own query parameters (so "?p=12#comment-3" and "?p=12&replytocom=5" are post 12), or the
+    same YouTube video in any URL form ("youtu.be/ID", "watch?v=ID&t=1m"). False when `page` is empty."""
+    if not page:
+        return False
+    link_key, page_key_ = page_key(url), page_key(page)
+    if link_key is None or page_key_ is None:
+        return False
+    return link_key[:2] == page_key_[:2] and page_key_[2] <= link_key[2]
+
+
+def drop_links_to(text: str, page: str) -> str:
+    """`text` without the URLs in it that point at `page` (see `same_page`); unchanged when `page` is empty."""
+    if not page or "." not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        url = match.group(0)
+        trimmed = url.rstrip(_TRAILING_PUNCT)
+        return url[len(trimmed) :] if same_page(trimmed, page) else url
+
+    return _SPACE.sub(" ", _URL.sub(replace, text[:MAX_CHARS])).strip()
 
 
 def tokenize(text: str) -> list[str]:

@@ -22,7 +22,8 @@ from moderation.classifier import (
     train_model,
 )
 from moderation.comment import Comment, Decision, Label, LabelledComment
-from moderation.errors import DataError
+from moderation.errors import DataError, ModelIntegrityError
+from moderation.features import SIGNALS_BEFORE_RECORDED_LAYOUT
 
 SPAMMY = Comment("Check out my channel http://bit.ly/xyz and subscribe please!!!", author_name="Best Music Promo")
 HAMMY = Comment("Thanks for taking the time to write this, the explanation was clear.", author_name="Lee")
@@ -207,3 +208,35 @@ def test_beats_baseline_on_an_unseen_video(corpora_dir):
     base = matthews_corrcoef(y, train_baseline(train).predict_proba(comments)[:, 1] >= 0.5)
     assert ours > base
     assert ours > 0.85
+
+
+def _as_saved_before_layout_was_recorded(model: SpamModel) -> SpamModel:
+    """A copy of `model` as older code would have pickled it: no `signal_names_`, only the old signal columns."""
+    old = pickle.loads(pickle.dumps(model))
+    features, classifier = old.features, old.classifier
+    start = features.n_words_ + features.n_chars_
+    keep = [start + features.signal_names.index(name) for name in SIGNALS_BEFORE_RECORDED_LAYOUT]
+    classifier.coef_ = np.hstack([classifier.coef_[:, :start], classifier.coef_[:, keep]])
+    del features.signal_names_
+    return pickle.loads(pickle.dumps(old))
+
+
+def test_model_saved_with_the_older_signal_layout_still_scores(model):
+    """An artifact from before the layout was recorded loads and scores with its own columns and clues."""
+    old = _as_saved_before_layout_was_recorded(model)
+    score = old.score(SPAMMY)
+    assert score.probability == pytest.approx(float(old.predict_proba([SPAMMY])[0]))
+    assert 0.5 < score.probability < 1.0
+    assert all(
+        clue.feature.removeprefix("signal:") in SIGNALS_BEFORE_RECORDED_LAYOUT
+        for clue in score.clues
+        if clue.feature.startswith("signal:")
+    )
+
+
+def test_model_whose_weights_do_not_fit_its_features_is_refused(model):
+    """Unpickling a model with more or fewer weights than feature columns fails with a clear error."""
+    broken = pickle.loads(pickle.dumps(model))
+    broken.classifier.coef_ = broken.classifier.coef_[:, :-1]
+    with pytest.raises(ModelIntegrityError, match="classifier weights"):
+        pickle.loads(pickle.dumps(broken))

@@ -11,6 +11,7 @@ import pytest
 
 from moderation.comment import Comment, Label, LabelledComment
 from moderation.corpora import (
+    YOUTUBE_VIDEO_URLS,
     counts,
     deduplicate,
     fingerprint,
@@ -41,6 +42,12 @@ def test_youtube_reads_every_row_with_video_groups() -> None:
     assert Counter(e.group for e in examples) == {"Alpha": 4, "Beta-Gamma": 2}
     assert {e.source for e in examples} == {"youtube"}
     assert Counter(e.label for e in examples) == {Label.SPAM: 3, Label.HAM: 3}
+
+
+def test_youtube_permalink_only_for_the_known_videos() -> None:
+    """A file of an unknown video gets no permalink (links in it cannot be "this page")."""
+    examples = load_youtube(FIXTURES / "youtube")
+    assert {e.comment.permalink for e in examples} == {""}
 
 
 def test_youtube_strips_bom_and_zero_width_characters() -> None:
@@ -357,6 +364,18 @@ def test_real_youtube_counts(corpora_dir: Path) -> None:
         "Shakira": 370,
     }
     assert not any("\ufeff" in e.comment.content for e in examples)
+
+
+@pytest.mark.corpora
+def test_real_youtube_comments_know_their_video(corpora_dir: Path) -> None:
+    """Every comment carries its video's URL, so ham linking to its own video (a time in it) is recognised."""
+    from moderation.features import extract_signals
+
+    examples = load_youtube(corpora_dir / "youtube-spam-collection")
+    assert {e.group: e.comment.permalink for e in examples} == YOUTUBE_VIDEO_URLS
+    here = [e for e in examples if extract_signals(e.comment)["url_this_page"] > 0]
+    assert {e.group for e in here} >= {"Psy", "KatyPerry", "LMFAO"}
+    assert sum(e.label is Label.HAM for e in here) >= 10
 
 
 @pytest.mark.corpora

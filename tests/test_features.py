@@ -15,7 +15,16 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from moderation.comment import Comment
-from moderation.features import SIGNAL_NAMES, CommentFeatures, build_features, describe_signal, extract_signals
+from moderation.errors import ModelIntegrityError
+from moderation.features import (
+    SIGNAL_NAMES,
+    SIGNALS_BEFORE_RECORDED_LAYOUT,
+    CommentFeatures,
+    build_features,
+    describe_signal,
+    extract_signals,
+    prepare,
+)
 
 
 def _comments(corpus):
@@ -44,6 +53,63 @@ def test_url_signals():
     assert signals["url_text_mismatch"] == pytest.approx(math.log1p(1))
     assert signals["url_domains"] == pytest.approx(math.log1p(4))
     assert describe_signal("url_shortener", signals["url_shortener"]) == "2 links to a URL shortener"
+
+
+def test_links_to_this_page_are_their_own_signal_not_links_out():
+    """A link to the comment's own page counts as "this page", not as a link or a linked site."""
+    page = "https://www.youtube.com/watch?v=KQ6zr6kCPj8"
+    comment = Comment(
+        '<a href="http://www.youtube.com/watch?v=KQ6zr6kCPj8&amp;t=2m19s">2:19</a> best part, '
+        "also http://youtu.be/KQ6zr6kCPj8 and http://bit.ly/x",
+        permalink=page,
+    )
+    signals = extract_signals(comment)
+    assert signals["url_this_page"] == pytest.approx(math.log1p(2))
+    assert signals["url_count"] == pytest.approx(math.log1p(1))
+    assert signals["url_shortener"] == pytest.approx(math.log1p(1))
+    assert extract_signals(Comment(comment.content))["url_this_page"] == 0.0
+    assert describe_signal("url_this_page", signals["url_this_page"]).startswith(
+        "2 links to the page the comment is on"
+    )
+
+
+def test_links_to_this_page_leave_the_word_features():
+    """The words of a comment do not include the host of a link to its own page, only other hosts."""
+    doc = prepare(Comment("2:19 http://youtu.be/KQ6zr6kCPj8 http://bit.ly/x", permalink="https://youtu.be/KQ6zr6kCPj8"))
+    assert "youtu.be" not in doc.terms and "bit.ly" in doc.terms
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Check out my new channel please",
+        "sub to me and I sub back",
+        "please visit my page",
+        "search DHG SONGS on youtube",
+        "listen to my latest track!",
+    ],
+)
+def test_self_promotion_found_without_a_link(text):
+    """Promoting one's own channel or page in words is a signal even with no link."""
+    assert extract_signals(Comment(text))["self_promotion"] > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["This is my favorite song", "you're gonna hear me roar", "I like this song very much", "check the views"],
+)
+def test_talking_about_the_song_is_not_self_promotion(text):
+    """Ordinary fan comments with "my", "me" or "check" raise neither promotion signal."""
+    signals = extract_signals(Comment(text))
+    assert signals["self_promotion"] == 0.0
+    assert signals["asks_for_likes"] == 0.0
+
+
+def test_asks_for_likes():
+    """Requests for likes, thumbs up or shares are counted and described."""
+    signals = extract_signals(Comment("Like this comment if you agree! thumbs up if you are here in 2015"))
+    assert signals["asks_for_likes"] == pytest.approx(math.log1p(2))
+    assert describe_signal("asks_for_likes", signals["asks_for_likes"]) == "2 requests for likes, shares or thumbs up"
 
 
 def test_contact_signals():
@@ -191,3 +257,26 @@ def test_invalid_params_raise_on_fit(tiny_corpus):
     """A nonsensical n-gram range is refused at fit time, with the value found in the message."""
     with pytest.raises(ValueError, match=r"\(3, 1\)"):
         build_features(char_ngram_range=(3, 1)).fit(_comments(tiny_corpus))
+
+
+def test_transformer_fitted_before_layout_was_recorded_keeps_its_columns(tiny_corpus):
+    """A transformer without `signal_names_` (pickled by older code) yields the signal columns it had then."""
+    comments = _comments(tiny_corpus)
+    features = build_features(word_min_df=1).fit(comments)
+    assert features.signal_names == SIGNAL_NAMES
+    del features.signal_names_
+    restored = pickle.loads(pickle.dumps(features))
+    matrix = restored.transform(comments)
+    assert matrix.shape[1] == restored.n_words_ + restored.n_chars_ + len(SIGNALS_BEFORE_RECORDED_LAYOUT)
+    assert restored.get_feature_names_out()[-1] == f"signal:{SIGNALS_BEFORE_RECORDED_LAYOUT[-1]}"
+    columns, values = restored.row(restored.prepare_many(comments[:1])[0])
+    np.testing.assert_allclose(matrix[0].toarray().ravel()[columns], values)
+
+
+def test_unpickling_refuses_signals_this_code_does_not_compute(tiny_corpus):
+    """A transformer fitted with a signal unknown here (newer code) is refused with a clear message."""
+    features = build_features(word_min_df=1).fit(_comments(tiny_corpus))
+    features.signal_names_ = (*SIGNAL_NAMES, "from_the_future")
+    payload = pickle.dumps(features)
+    with pytest.raises(ModelIntegrityError, match="from_the_future"):
+        pickle.loads(payload)

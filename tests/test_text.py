@@ -7,7 +7,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.text import MAX_CHARS, Link, extract_links, normalize, tokenize
+from moderation.text import MAX_CHARS, Link, drop_links_to, extract_links, normalize, same_page, tokenize
 
 
 def test_zero_width_and_bom_removed():
@@ -113,3 +113,43 @@ def test_normalize_and_links_never_raise_and_stay_bounded(text):
     for link in extract_links(text):
         assert isinstance(link.host, str)
     assert all(token == token.lower() for token in tokenize(normalized))
+
+
+VIDEO = "https://www.youtube.com/watch?v=KQ6zr6kCPj8"
+
+
+def test_same_page_recognises_every_youtube_form_of_the_video():
+    """watch?v= with a time, youtu.be, mobile and embed URLs of the same video are this page; others are not."""
+    for url in (
+        "http://www.youtube.com/watch?v=KQ6zr6kCPj8&t=2m19s",
+        "https://youtu.be/KQ6zr6kCPj8",
+        "https://m.youtube.com/embed/KQ6zr6kCPj8",
+        "youtube.com/watch?feature=share&v=KQ6zr6kCPj8",
+    ):
+        assert same_page(url, VIDEO), url
+    for url in ("https://youtu.be/9bZkp7q19f0", "https://www.youtube.com/user/someone", "https://example.com/"):
+        assert not same_page(url, VIDEO), url
+
+
+def test_same_page_on_a_blog_needs_host_path_and_the_page_query():
+    """A blog permalink matches with a fragment or extra query, not another post or the home page."""
+    page = "https://blog.example/?p=12"
+    assert same_page("https://blog.example/?p=12&replytocom=5#comment-5", page)
+    assert same_page("http://www.blog.example/post/title/#comments", "https://blog.example/post/title")
+    assert not same_page("https://blog.example/?p=13", page)
+    assert not same_page("https://blog.example/", page)
+    assert not same_page("https://other.example/?p=12", page)
+
+
+def test_same_page_is_false_without_a_page_or_a_url():
+    """No permalink, or a link with no host, never counts as this page."""
+    assert not same_page(VIDEO, "")
+    assert not same_page("http://[::1", VIDEO)
+    assert not same_page("", VIDEO)
+
+
+def test_drop_links_to_removes_only_links_to_the_page():
+    """Links to the page go (sentence punctuation stays); links elsewhere stay."""
+    text = "best part http://youtu.be/KQ6zr6kCPj8. see http://spam.example/x"
+    assert drop_links_to(text, VIDEO) == "best part . see http://spam.example/x"
+    assert drop_links_to(text, "") == text
