@@ -218,6 +218,7 @@ _YOUTUBE_HOSTS = frozenset({"youtube.com", "m.youtube.com", "music.youtube.com",
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 
 
+@lru_cache(maxsize=4096)
 def page_key(url: str) -> tuple[str, str, frozenset[tuple[str, str]]] | None:
     """What identifies the page `url` shows: (host, path, query parameters), fragment ignored; for a
     YouTube video ("youtube", video id, {}) whatever form the URL takes. None for no usable URL."""

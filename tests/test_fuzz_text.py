@@ -23,7 +23,16 @@ from hypothesis import strategies as st
 
 import moderation
 from moderation.comment import Comment
-from moderation.text import MAX_CHARS, extract_links, normalize, surface_tokens, tokenize, url_host
+from moderation.text import (
+    MAX_CHARS,
+    drop_links_to,
+    extract_links,
+    normalize,
+    same_page,
+    surface_tokens,
+    tokenize,
+    url_host,
+)
 
 # Fragments that have broken text handling somewhere: markup, entities, URL starts, invisible and
 # directional characters, combining marks, Cyrillic/Greek look-alikes, NFKC's longest expansion (U+FDFA
@@ -123,19 +132,31 @@ def test_url_host_never_raises(text):
 
 
 @fuzz
+@given(hostile_text, hostile_text)
+def test_same_page_and_drop_links_to_never_raise(url, page):
+    """same_page() answers a bool and drop_links_to() never lengthens the text, for any link and page."""
+    assert isinstance(same_page(url, page), bool)
+    assert isinstance(same_page("http://[" + url, "https://youtu.be/" + page), bool)
+    assert len(drop_links_to(url, page)) <= len(url)
+
+
+@fuzz
 @given(
     content=hostile_text.filter(str.strip),
     name=hostile_text,
     email=hostile_text,
     url=hostile_text,
     agent=st.none() | hostile_text,
+    permalink=hostile_text,
 )
-def test_extract_signals_never_raises_and_values_are_finite(content, name, email, url, agent):
+def test_extract_signals_never_raises_and_values_are_finite(content, name, email, url, agent, permalink):
     """extract_signals() gives every named signal a finite float for any hostile comment."""
     from moderation.features import SIGNAL_NAMES, extract_signals
 
     signals = extract_signals(
-        Comment(content=content, author_name=name, author_email=email, author_url=url, user_agent=agent)
+        Comment(
+            content=content, author_name=name, author_email=email, author_url=url, user_agent=agent, permalink=permalink
+        )
     )
     assert set(signals) == set(SIGNAL_NAMES)
     assert all(isinstance(v, float) and math.isfinite(v) for v in signals.values())
@@ -151,7 +172,7 @@ def test_huge_input_is_read_in_bounded_time(text):
         (normalize, text),
         (extract_links, text),
         (tokenize, text),
-        (extract_signals, Comment(content=text, author_name=text[:500], author_url=text[:2000])),
+        (extract_signals, Comment(content=text, author_name=text[:500], author_url=text[:2000], permalink=text[:2000])),
     ):
         _, seconds = _timed(function, argument)
         assert seconds < HANG_SECONDS, f"{function.__name__} took {seconds:.2f} s on {text[:12]!r}..."
