@@ -329,6 +329,7 @@ def check() -> Response:
     )
     verdict = stored.verdict
     metrics.count_decision(verdict.decision.value, "api")
+    state.checkpoints.note_commit()
     return jsonify(
         ok=True,
         id=stored.id,

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Request, Response, redirect, url_for
+from flask import Flask, Request, Response, current_app, redirect, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import settings as settings_module
+from .db import WalCheckpoints
 from .errors import ConfigError
 from .serving import ModelHolder
 
@@ -30,6 +31,7 @@ class AppState:
     engine: Engine
     sessions: sessionmaker[Session]
     models: ModelHolder
+    checkpoints: WalCheckpoints
     site_cache: dict[str, Any] = field(default_factory=dict)  # api key → (expiry, Site): see api._cached_site
 
 
@@ -87,14 +89,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         engine=engine,
         sessions=db.make_sessionmaker(engine),
         models=ModelHolder(values["MODEL_DIR"], values["MODEL_RELOAD_SECONDS"], engine=engine),
+        checkpoints=db.WalCheckpoints(engine),
     )
 
+    app.after_request(_checkpoint_when_due)
     api.init_app(app)
     app.register_blueprint(akismet.bp)
     app.register_blueprint(review.bp)
     # A person who opens the server's address wants the review queue.
     app.add_url_rule("/", "index", lambda: redirect(url_for("review.queue")))
     return app
+
+
+def _checkpoint_when_due(response: Response) -> Response:
+    """Checkpoint SQLite's WAL after this response is sent, when enough commits have piled up (db.WalCheckpoints)."""
+    checkpoints = current_app.extensions["moderation"].checkpoints
+    if checkpoints.due():
+        response.call_on_close(checkpoints.run)
+    return response
 
 
 def state(app: Flask) -> AppState:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from .comment import Comment, Verdict
+from .db import sqlite_write_lock
 from .errors import ConfigError, StoreError
 from .policy import RuleHit, SiteSettings, decide
 from .precompiled import Precompiled, driver_connection
@@ -134,9 +135,10 @@ def check_and_store(
                 both = {**values, "actor": audit["actor"], "detail": audit["detail"]}
                 comment_id = int(statements.store_both.execute(cursor, both).fetchone()[0])
             else:
-                comment_id = int(statements.insert_comment.execute(cursor, values).fetchone()[0])
-                statements.insert_audit.execute(cursor, _audit_event(comment_id, values, verdict))
-                connection.commit()
+                with sqlite_write_lock(engine):
+                    comment_id = int(statements.insert_comment.execute(cursor, values).fetchone()[0])
+                    statements.insert_audit.execute(cursor, _audit_event(comment_id, values, verdict))
+                    connection.commit()
         finally:
             cursor.close()
     return StoredCheck(comment_id, values, verdict)

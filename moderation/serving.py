@@ -8,6 +8,7 @@ worker down. While no model is loaded the service holds every comment for review
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -80,6 +81,7 @@ class ModelHolder:
                 return
             log.info("loaded model %s from %s", version, self.model_dir)
             self._model = model
+            _freeze_long_lived_objects()
 
     def _champion(self) -> str | None:
         """The registry's champion, fetched into model_dir when missing; None without a registry or champion.
@@ -106,6 +108,19 @@ class ModelHolder:
         except (SQLAlchemyError, OSError, ModerationError) as exc:
             log.error("cannot read the model registry, keeping the model in use: %s", exc)
             return None
+
+
+def _freeze_long_lived_objects() -> None:
+    """Exclude everything alive now (the model, the app) from the garbage collector's future passes.
+
+    A model is ~100k tracked objects; a full collection walking them took 80-110 ms of CPU (measured
+    in-process on our loaded 2-core machine), a stall for whichever request triggers it. Frozen
+    objects are still freed by reference counting; unfreezing first lets the collection below reclaim
+    a replaced model's reference cycles.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def ensure_model(model_dir: Path, data_dir: Path | None, *, progress: Any = print) -> str | None:
