@@ -233,3 +233,14 @@ def test_current_naming_a_bad_or_missing_version_is_refused(model_dir, save):
     (model_dir / "CURRENT").write_text("v7\n")
     with pytest.raises(ModelNotFoundError, match="no model version v7"):
         model_store.load_model(model_dir)
+
+
+def test_model_with_signals_this_code_does_not_compute_is_refused_on_load(model_dir, spam_model):
+    """An intact artifact whose features use a signal unknown to this code (newer code) is refused by name."""
+    from moderation.features import SIGNAL_NAMES
+
+    newer = copy.deepcopy(_versioned(spam_model, "v-newer"))
+    newer.features.signal_names_ = (*SIGNAL_NAMES, "signal_from_the_future")
+    model_store.save_model(model_dir, newer, data=DATA, metrics=METRICS)
+    with pytest.raises(ModelIntegrityError, match=r"signal_from_the_future.*moderation train"):
+        model_store.load_model(model_dir)
