@@ -435,14 +435,16 @@ def retrain(
             outcome.seconds = round(time.perf_counter() - started, 2)
             return outcome
 
-        metrics = {
-            **result.metrics,
-            "comparison": comparison,
-            "holdout": held_counts,
-            "champion": champion_version,
-            "promoted": would_promote,
-            "reason": reason,
-        }
+        metrics = json_safe(
+            {
+                **result.metrics,
+                "comparison": comparison,
+                "holdout": held_counts,
+                "champion": champion_version,
+                "promoted": would_promote,
+                "reason": reason,
+            }
+        )
         data = {
             "fingerprint": digest,
             "counts": outcome.training,
@@ -519,7 +521,7 @@ def refit_site_models(
     )
     if not options.dry_run:
         before = read_manifest(model_dir, champion_version)
-        metrics = {**before.metrics, "sites_only": True, "global_from": champion_version, "reason": reason}
+        metrics = json_safe({**before.metrics, "sites_only": True, "global_from": champion_version, "reason": reason})
         data = {**before.data, "sites_refitted_on_labels": labelled}
         manifest = save_model(model_dir, model, data=data, metrics=metrics, make_current=False)
         progress(f"saved {manifest.artifact} ({manifest.size_bytes / 1e6:.1f} MB)")
@@ -530,6 +532,21 @@ def refit_site_models(
         outcome.pruned = registry.prune(session, model_dir, options.keep_models, actor="retrain --sites-only")
     outcome.seconds = round(time.perf_counter() - started, 2)
     return outcome
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None, so PostgreSQL's JSON type accepts it.
+
+    A held-out slice with one class has no ROC AUC or recall: the comparison says NaN, which Python's
+    json writes but PostgreSQL refuses (the registry row would fail after the artifact was saved).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _free_version(model_dir: Path, version: str) -> str:
@@ -548,6 +565,7 @@ __all__ = [
     "RetrainOptions",
     "RetrainResult",
     "compare",
+    "json_safe",
     "refit_site_models",
     "retrain",
     "retrain_lock",

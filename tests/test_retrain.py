@@ -210,3 +210,11 @@ def test_cli_sites_only(tmp_path, champion_model):
     assert "1 site models" in done.stdout and "champion-0" in done.stdout
     listed = subprocess.run([MODERATION, "models", "list"], env=env, capture_output=True, text=True)
     assert "retired" in listed.stdout
+
+
+def test_metrics_without_a_value_are_stored_as_null():
+    """NaN and infinite metrics (a one-class held-out slice) become JSON null, which PostgreSQL accepts."""
+    from moderation.retrain import json_safe
+
+    found = json_safe({"roc_auc": {"challenger": float("nan"), "champion": 0.9}, "counts": [float("inf"), 3]})
+    assert found == {"roc_auc": {"challenger": None, "champion": 0.9}, "counts": [None, 3]}
