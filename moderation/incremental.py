@@ -48,8 +48,16 @@ from sklearn.utils import murmurhash3_32
 from sklearn.utils.validation import check_is_fitted
 
 from .comment import Clue, Comment, Label, Score
-from .errors import DataError
-from .features import SIGNAL_NAMES, Prepared, describe_signal, describe_term, prepare, prepared_terms
+from .errors import DataError, ModelIntegrityError
+from .features import (
+    SIGNAL_NAMES,
+    SIGNALS_BEFORE_RECORDED_LAYOUT,
+    Prepared,
+    describe_signal,
+    describe_term,
+    prepare,
+    prepared_terms,
+)
 
 Progress = Callable[[str], None]
 
@@ -161,8 +169,24 @@ class HashedFeatures(TransformerMixin, BaseEstimator):
 
     @property
     def signal_names(self) -> tuple[str, ...]:
-        """The signals this model was fitted with: a model saved before a signal was added keeps its columns."""
-        return tuple(getattr(self, "signal_names_", SIGNAL_NAMES))
+        """The signals this model was fitted with: a model saved before a signal was added keeps its columns.
+
+        Unfitted: the current `features.SIGNAL_NAMES`; fitted before layouts were recorded: the layout of
+        that time (`features.SIGNALS_BEFORE_RECORDED_LAYOUT`).
+        """
+        if not hasattr(self, "word_idf_"):
+            return SIGNAL_NAMES
+        return tuple(getattr(self, "signal_names_", SIGNALS_BEFORE_RECORDED_LAYOUT))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle, refusing a layout with signals this code does not compute (a model from newer code)."""
+        super().__setstate__(state)
+        unknown = [name for name in self.signal_names if name not in SIGNAL_NAMES]
+        if unknown:
+            raise ModelIntegrityError(
+                f"the model's features include signals this code does not compute ({', '.join(unknown)}); "
+                "retrain it with `moderation retrain` or load it with the code that trained it"
+            )
 
     def _hashers(self) -> tuple[HashingVectorizer, HashingVectorizer]:
         words = HashingVectorizer(
@@ -197,7 +221,7 @@ class HashedFeatures(TransformerMixin, BaseEstimator):
         chars = chars_hasher.transform(docs).astype(np.float32)
         chars.data = 1.0 + np.log(chars.data)
         names = self.signal_names
-        signals = np.array([[doc.signals.get(name, 0.0) for name in names] for doc in docs], dtype=np.float32)
+        signals = np.array([[doc.signals[name] for name in names] for doc in docs], dtype=np.float32)
         return words.tocsr(), chars.tocsr(), signals.reshape(len(docs), len(names))
 
     # -- fitting: only the IDF weights -------------------------------------------------------------------
@@ -432,7 +456,7 @@ class AdaptiveModel:
                 if found is not None:
                     clues.append(Clue(f"word:{found}", describe_term(found, doc), weight))
             else:
-                clues.append(Clue(f"signal:{name}", describe_signal(name, doc.signals.get(name, 0.0)), weight))
+                clues.append(Clue(f"signal:{name}", describe_signal(name, doc.signals[name]), weight))
         if char_total:
             side = "spam" if char_total > 0 else "normal comments"
             clues.append(Clue("char", f"spelling and character patterns typical of {side}", char_total))

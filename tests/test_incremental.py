@@ -83,3 +83,19 @@ def test_hashed_features_keep_the_signals_they_were_fitted_with(model, monkeypat
     after = model.features.transform([comment])
     assert after.shape == before.shape == (1, model.features.n_features)
     assert model.predict_proba([comment])[0] == pytest.approx(float(model._probability(model._decision(before))[0]))
+
+
+def test_hashed_features_saved_before_layouts_were_recorded_keep_the_old_signals(model):
+    """A fitted HashedFeatures without `signal_names_` reads the layout of its time; unknown signals are refused."""
+    import pickle
+
+    from moderation.errors import ModelIntegrityError
+    from moderation.features import SIGNALS_BEFORE_RECORDED_LAYOUT
+
+    old = pickle.loads(pickle.dumps(model.features))
+    del old.signal_names_
+    assert old.signal_names == SIGNALS_BEFORE_RECORDED_LAYOUT
+    newer = pickle.loads(pickle.dumps(model.features))
+    newer.signal_names_ = (*newer.signal_names_, "signal_from_the_future")
+    with pytest.raises(ModelIntegrityError, match="signal_from_the_future"):
+        pickle.loads(pickle.dumps(newer))
