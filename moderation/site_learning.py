@@ -12,9 +12,11 @@ Two uses of a site's labels:
   weight (`PhraseSites`). A key flooding submit-spam with a
   common ham phrase therefore moves the global model by at most a couple of dozen examples' worth,
   against thousands of ham examples in the corpora (tests/test_site_learning.py checks 1,000 reports).
-- **The site's own correction** (`incremental.SiteAdjustment`): fitted on that site's latest
-  `SITE_MAX_LABELS` labels, uncapped, once it has `SITE_MIN_LABELS`, and applied only to that site's
-  comments. A site can teach its own filter anything, quickly, and nobody else's.
+- **The site's own model** (`incremental.SiteAdjustment`: a correction of the global log-odds blended
+  with a model learned from the site's labels alone, the blend chosen by cross-validation within those
+  labels): fitted on that site's latest `SITE_MAX_LABELS` labels, uncapped, once it has
+  `SITE_MIN_LABELS`, and applied only to that site's comments. A site can teach its own filter anything,
+  quickly (`retrain --sites-only` refits only these), and nobody else's.
 """
 
 from __future__ import annotations
