@@ -25,10 +25,7 @@ import http.client
 import json
 import os
 import re
-import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,8 +37,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-MODERATION = str(Path(sys.executable).parent / "moderation")
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.live_server import Server, fresh_postgres_database, new_site_key, serve, service_env
 
 COMMENTS = [
     "Thanks, this fixed my build. The trick with the PATH variable was what I missed.",
@@ -79,12 +77,6 @@ def measured(parent: int, run) -> dict[str, float]:  # type: ignore[no-untyped-d
     return result
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def bodies(count: int = 64) -> list[str]:
     """Varied check bodies: different texts, authors and IPs (so flood and duplicate rules stay quiet)."""
     out = []
@@ -102,53 +94,6 @@ def bodies(count: int = 64) -> list[str]:
             )
         )
     return out
-
-
-def create_postgres_database(base: str) -> tuple[str, str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"mod_bench_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(base).set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_postgres_database(base: str, name: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def make_site(database_url: str) -> str:
-    from moderation import db
-    from moderation.sites import create_site
-
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    with db.make_sessionmaker(engine)() as session:
-        _, key = create_site(session, "bench")
-    engine.dispose()
-    return key
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("server not ready in time")
 
 
 WRK_LUA = """
@@ -325,87 +270,60 @@ def main() -> None:
 
     tool = ("wrk" if shutil.which("wrk") else "python") if args.tool == "auto" else args.tool
     tmp = Path(tempfile.mkdtemp(prefix="bench_http_"))
-    pg_base = os.environ.get("MODERATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    pg_name = None
+    drop = None
     if args.database == "postgres":
-        database_url, pg_name = create_postgres_database(pg_base)
+        pg_base = os.environ.get("MODERATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        database_url, drop = fresh_postgres_database(pg_base)
     else:
         database_url = f"sqlite:///{tmp / 'moderation.sqlite3'}"
-    model_dir = args.model_dir or tmp / "models"
-    key = make_site(database_url)
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODERATION_DATABASE_URL": database_url,
-        "MODERATION_MODEL_DIR": str(model_dir),
-        "MODERATION_INSTANCE_PATH": str(tmp / "instance"),
-        "MODERATION_RATELIMIT_CHECK": "",
-        "MODERATION_TRAIN_ON_START": "true",
-        "MODERATION_DATA_DIR": "",
-    }
-    server = subprocess.Popen(
-        [
-            MODERATION,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    key = new_site_key(database_url)
+    # Without --model-dir the server trains one on the starter corpus before it is ready.
+    env = service_env(tmp, database_url, args.model_dir or tmp / "models", TRAIN_ON_START="true")
     try:
-        wait_ready(base, server)
-        model = httpx.get(f"{base}/readyz").json()["checks"]["model"]
-        payloads = bodies()
-        check_url = f"{base}/api/v1/comments/check"
-        # Warm up: every worker loads the model and opens its connections.
-        with httpx.Client(headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as c:
-            for body in payloads:
-                assert c.post(check_url, content=body).status_code == 200
-        if tool == "wrk":
-            bodies_file = tmp / "bodies.jsonl"
-            bodies_file.write_text("\n".join(payloads) + "\n")
-            script = tmp / "check.lua"
-            script.write_text(WRK_LUA % {"path": bodies_file, "key": key})
-            healthz = measured(server.pid, lambda: run_wrk(f"{base}/healthz", args.seconds, args.connections))
-            checks = measured(server.pid, lambda: run_wrk(check_url, args.seconds, args.connections, script))
-        else:
-            healthz = measured(
-                server.pid, lambda: run_python_closed(f"{base}/healthz", args.seconds, args.connections, key, None)
-            )
-            checks = measured(
-                server.pid, lambda: run_python_closed(check_url, args.seconds, args.connections, key, payloads)
-            )
-        paced = measured(
-            server.pid, lambda: run_open_loop(check_url, args.seconds, args.rate, args.connections, key, payloads)
-        )
-        report = {
-            "database": args.database,
-            "workers": args.workers,
-            "connections": args.connections,
-            "tool": tool,
-            "model": model,
-            "healthz_closed_loop": healthz,
-            "check_closed_loop": checks,
-            "check_to_healthz_ratio": round(checks["rps"] / healthz["rps"], 3),
-            f"check_open_loop_{int(args.rate)}_per_s": paced,
-            "cpus": os.cpu_count(),
-            "load_average_after": os.getloadavg(),
-        }
+        with serve(env, tmp / "server.log", workers=args.workers, ready_timeout=300, ready_path="/readyz") as server:
+            report = measure(server, key, tool, args, tmp)
         print(json.dumps(report, indent=2))
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-        if pg_name:
-            drop_postgres_database(pg_base, pg_name)
+        if drop is not None:
+            drop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(server: Server, key: str, tool: str, args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    """The closed loops (healthz, then checks) and the open loop at --rate against a running server."""
+    base = server.base
+    pid = server.process.pid
+    model = httpx.get(f"{base}/readyz").json()["checks"]["model"]
+    payloads = bodies()
+    check_url = f"{base}/api/v1/comments/check"
+    # Warm up: every worker loads the model and opens its connections.
+    with httpx.Client(headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as c:
+        for body in payloads:
+            assert c.post(check_url, content=body).status_code == 200
+    if tool == "wrk":
+        bodies_file = tmp / "bodies.jsonl"
+        bodies_file.write_text("\n".join(payloads) + "\n")
+        script = tmp / "check.lua"
+        script.write_text(WRK_LUA % {"path": bodies_file, "key": key})
+        healthz = measured(pid, lambda: run_wrk(f"{base}/healthz", args.seconds, args.connections))
+        checks = measured(pid, lambda: run_wrk(check_url, args.seconds, args.connections, script))
+    else:
+        healthz = measured(pid, lambda: run_python_closed(f"{base}/healthz", args.seconds, args.connections, key, None))
+        checks = measured(pid, lambda: run_python_closed(check_url, args.seconds, args.connections, key, payloads))
+    paced = measured(pid, lambda: run_open_loop(check_url, args.seconds, args.rate, args.connections, key, payloads))
+    return {
+        "database": args.database,
+        "workers": args.workers,
+        "connections": args.connections,
+        "tool": tool,
+        "model": model,
+        "healthz_closed_loop": healthz,
+        "check_closed_loop": checks,
+        "check_to_healthz_ratio": round(checks["rps"] / healthz["rps"], 3),
+        f"check_open_loop_{int(args.rate)}_per_s": paced,
+        "cpus": os.cpu_count(),
+        "load_average_after": os.getloadavg(),
+    }
 
 
 if __name__ == "__main__":

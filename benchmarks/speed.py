@@ -19,8 +19,6 @@ import platform
 import pstats
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -258,33 +256,6 @@ def parse_wrk(output: str) -> dict[str, float]:
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode} before it was ready")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"gunicorn not ready after {timeout:.0f} s")
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(x) for x in path.read_text().split()] if path.exists() else []
-
-
 def _memory_mb(pid: int) -> dict[str, float]:
     """Resident and proportional set size of a process (PSS splits shared pages between sharers)."""
     out = {}
@@ -305,26 +276,6 @@ def _run_wrk(url: str, seconds: float, connections: int, script: Path | None) ->
     return parse_wrk(output)
 
 
-def _postgres_database(base_url: str) -> tuple[str, Any]:
-    """Create an empty database beside `base_url`'s; returns its URL and a function that drops it."""
-    import secrets
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"mod_bench_{secrets.token_hex(4)}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(base_url).set(database=name).render_as_string(hide_password=False), drop
-
-
 def http_load(
     model_dir: Path,
     levels: Sequence[int],
@@ -340,70 +291,43 @@ def http_load(
     memory after the load and the server's start-up time. Raises RuntimeError when wrk is absent or
     the server does not start.
     """
-    from moderation import db
-    from moderation.sites import create_site
+    from .live_server import fresh_postgres_database, new_site_key, serve, service_env
 
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk not installed")
     tmp = Path(tempfile.mkdtemp(prefix="bench-http-"))
     drop = None
     if postgres_url:
-        database_url, drop = _postgres_database(postgres_url)
+        database_url, drop = fresh_postgres_database(postgres_url)
     else:
         database_url = f"sqlite:///{tmp / 'moderation.sqlite3'}"
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    with db.make_sessionmaker(engine)() as session:
-        _, key = create_site(session, "bench")
-    engine.dispose()
+    key = new_site_key(database_url)
     script = tmp / "check.lua"
     script.write_text(WRK_CHECK_LUA % {"key": key})
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MODERATION_DATABASE_URL": database_url,
-        "MODERATION_MODEL_DIR": str(model_dir),
-        "MODERATION_INSTANCE_PATH": str(tmp / "instance"),
-        "MODERATION_RATELIMIT_CHECK": "",
-        "MODERATION_TRAIN_ON_START": "false",
-        "MODERATION_DATA_DIR": "",
-    }
-    moderation = str(Path(sys.executable).parent / "moderation")
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        [moderation, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
     results: dict[str, Any] = {
         "workers": workers,
         "seconds": seconds,
         "database": "PostgreSQL" if postgres_url else "SQLite (WAL)",
         "levels": [],
     }
+    started = time.perf_counter()
     try:
-        _wait_ready(base, server)
-        results["ready_s"] = time.perf_counter() - started
-        import httpx
+        env = service_env(tmp, database_url, model_dir)
+        with serve(env, tmp / "server.log", workers=workers, ready_timeout=120, ready_path="/readyz") as server:
+            results["ready_s"] = time.perf_counter() - started
+            import httpx
 
-        results["model"] = httpx.get(f"{base}/readyz", timeout=10).json()["checks"]["model"]
-        check_url = f"{base}/api/v1/comments/check"
-        # Warm up every worker (model loaded, connections open) before measuring.
-        _run_wrk(check_url, 2, workers * 2, script)
-        for level in levels:
-            healthz = _run_wrk(f"{base}/healthz", seconds, level, None)
-            check = _run_wrk(check_url, seconds, level, script)
-            results["levels"].append({"connections": level, "healthz": healthz, "check": check})
-        results["memory"] = {str(pid): _memory_mb(pid) for pid in _children(server.pid)}
-        results["master_memory"] = _memory_mb(server.pid)
+            results["model"] = httpx.get(f"{server.base}/readyz", timeout=10).json()["checks"]["model"]
+            check_url = f"{server.base}/api/v1/comments/check"
+            # Warm up every worker (model loaded, connections open) before measuring.
+            _run_wrk(check_url, 2, workers * 2, script)
+            for level in levels:
+                healthz = _run_wrk(f"{server.base}/healthz", seconds, level, None)
+                check = _run_wrk(check_url, seconds, level, script)
+                results["levels"].append({"connections": level, "healthz": healthz, "check": check})
+            results["memory"] = {str(pid): _memory_mb(pid) for pid in server.workers()}
+            results["master_memory"] = _memory_mb(server.process.pid)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
         shutil.rmtree(tmp, ignore_errors=True)
         if drop is not None:
             drop()

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from live_server import MODERATION, serve, service_env
 from sqlalchemy import MetaData, select
 
+from benchmarks.live_server import MODERATION, serve, service_env
 from moderation.app import create_app
 from moderation.errors import ConfigError, ModelIntegrityError
 from moderation.settings import DEFAULT_SECRET_KEY

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live_server import new_site_key, serve, service_env, wait_for
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from benchmarks.live_server import new_site_key, serve, service_env, wait_for
 from moderation import db
 from moderation.app import create_app
 from moderation.schema import CommentRecord

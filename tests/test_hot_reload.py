@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 from learning_helpers import save_and_register, starter_model
-from live_server import serve, service_env
 
+from benchmarks.live_server import serve, service_env
 from moderation import db, registry
 from moderation.schema import CommentRecord
 from moderation.sites import create_site

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from live_server import rss_kib, serve, service_env
 
+from benchmarks.live_server import rss_kib, serve, service_env
 from moderation import db
 from moderation.sites import create_site
 

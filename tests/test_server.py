@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from live_server import new_site_key, serve, service_env
+
+from benchmarks.live_server import new_site_key, serve, service_env
 
 HAM = {"content": "Thanks for the write-up, the second chart cleared it up for me.", "author_name": "Dana"}
 

@@ -1,4 +1,11 @@
-"""A real `moderation serve` (gunicorn) process for tests: start it, find its workers, read their memory."""
+"""A real `moderation serve` (gunicorn) process, the one way tests and benchmarks start a server.
+
+serve(env, log)            run it on a free loopback port for a block; yields once it answers
+service_env(...)           the MODERATION_* environment for a given database and model folder
+new_site_key(url)          migrate a database, add a site, return its API key
+fresh_postgres_database()  an empty PostgreSQL database beside a given one, and how to drop it
+children, rss_kib          the master's workers and their memory, from /proc
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +68,18 @@ def service_env(tmp_path: Path, database_url: str, model_dir: Path, **overrides:
 
 @contextmanager
 def serve(
-    env: dict[str, str], log_path: Path, *, workers: int = 2, access_log: bool = False, ready_timeout: float = 60.0
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    workers: int = 2,
+    access_log: bool = False,
+    ready_timeout: float = 60.0,
+    ready_path: str = "/healthz",
 ) -> Iterator[Server]:
-    """Run `moderation serve` on a free loopback port until the block ends; yields once /healthz answers."""
+    """Run `moderation serve` on a free loopback port until the block ends; yields once `ready_path` answers 200.
+
+    `/readyz` waits for a model in the first worker that answers, `/healthz` only for the process.
+    """
     port = free_port()
     command = [MODERATION, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     command.append("--access-log" if access_log else "--no-access-log")
@@ -76,12 +92,12 @@ def serve(
             if process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
             try:
-                if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{server.base}{ready_path}", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not answer /healthz in {ready_timeout} s:\n{server.log()}")
+                raise RuntimeError(f"server did not answer {ready_path} in {ready_timeout} s:\n{server.log()}")
             time.sleep(0.1)
         yield server
     finally:
@@ -101,6 +117,26 @@ def new_site_key(database_url: str) -> str:
         _, key = create_site(session, "Blog")
     engine.dispose()
     return key
+
+
+def fresh_postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
+    """Create an empty database on `base_url`'s server; returns its URL and a function that drops it."""
+    import secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"mod_bench_{secrets.token_hex(4)}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False), drop
 
 
 def children(pid: int) -> list[int]:
