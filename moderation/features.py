@@ -428,12 +428,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickle, refusing a layout with signals this code does not compute (a model from newer code)."""
         super().__setstate__(state)
-        unknown = [name for name in self.signal_names if name not in SIGNAL_NAMES]
-        if unknown:
-            raise ModelIntegrityError(
-                f"the model's features include signals this code does not compute ({', '.join(unknown)}); "
-                "retrain it with `moderation train` or load it with the code that trained it"
-            )
+        refuse_unknown_signals(self.signal_names, "moderation train")
 
     def fit(self, X: Sequence[Comment], y: object = None) -> CommentFeatures:
         """Learn both vocabularies and IDF weights from `X` (a sequence of Comment); return self."""
@@ -567,6 +562,16 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         if index < self.n_words_ + self.n_chars_:
             return "char", ""
         return "signal", self.signal_names[index - self.n_words_ - self.n_chars_]
+
+
+def refuse_unknown_signals(names: Sequence[str], retrain_command: str) -> None:
+    """Raise ModelIntegrityError when a fitted layout uses signals this code does not compute (newer code's model)."""
+    unknown = [name for name in names if name not in SIGNAL_NAMES]
+    if unknown:
+        raise ModelIntegrityError(
+            f"the model's features include signals this code does not compute ({', '.join(unknown)}); "
+            f"retrain it with `{retrain_command}` or load it with the code that trained it"
+        )
 
 
 def build_features(**params: object) -> CommentFeatures:

@@ -48,7 +48,7 @@ from sklearn.utils import murmurhash3_32
 from sklearn.utils.validation import check_is_fitted
 
 from .comment import Clue, Comment, Label, Score
-from .errors import DataError, ModelIntegrityError
+from .errors import DataError
 from .features import (
     SIGNAL_NAMES,
     SIGNALS_BEFORE_RECORDED_LAYOUT,
@@ -57,6 +57,7 @@ from .features import (
     describe_term,
     prepare,
     prepared_terms,
+    refuse_unknown_signals,
 )
 
 Progress = Callable[[str], None]
@@ -181,12 +182,7 @@ class HashedFeatures(TransformerMixin, BaseEstimator):
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickle, refusing a layout with signals this code does not compute (a model from newer code)."""
         super().__setstate__(state)
-        unknown = [name for name in self.signal_names if name not in SIGNAL_NAMES]
-        if unknown:
-            raise ModelIntegrityError(
-                f"the model's features include signals this code does not compute ({', '.join(unknown)}); "
-                "retrain it with `moderation retrain` or load it with the code that trained it"
-            )
+        refuse_unknown_signals(self.signal_names, "moderation retrain")
 
     def _hashers(self) -> tuple[HashingVectorizer, HashingVectorizer]:
         words = HashingVectorizer(
