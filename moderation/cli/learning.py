@@ -17,27 +17,19 @@ from typing import Any
 
 import click
 
-from ..errors import ModerationError
+from .common import MODEL_DIR_OPTION, data_folder, data_option, load_settings, model_folder, progress, user_errors
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn the package's deliberate errors into a one-line click error (exit status 1)."""
+    """`user_errors`, and a file that cannot be written or read is one line too (exit status 1)."""
     try:
-        yield
-    except ModerationError as exc:
-        raise click.ClickException(str(exc)) from exc
+        with user_errors():
+            yield
     except OSError as exc:  # a full disk, a read-only model folder: nothing was promoted
         where = f" ({exc.filename})" if exc.filename else ""
         message = f"cannot write or read a file{where}: {exc.strerror or exc}; nothing changed"
         raise click.ClickException(message) from exc
-
-
-def _settings() -> dict[str, Any]:
-    from .. import settings
-
-    with _user_errors():
-        return settings.load()
 
 
 def _engine(values: dict[str, Any]) -> Any:
@@ -46,10 +38,6 @@ def _engine(values: dict[str, Any]) -> Any:
     engine = db.make_engine(settings.database_url(values))
     db.upgrade(engine)
     return engine
-
-
-def _progress(line: str) -> None:
-    click.echo(line, err=True)
 
 
 def _figure(value: float) -> str:
@@ -64,17 +52,8 @@ def _figure(value: float) -> str:
     is_flag=True,
     help="Refit only the per-site models on the champion's global model (seconds per site) and promote that.",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
-    help="Folder of public corpora to train on besides the stored labels (default: MODERATION_DATA_DIR).",
-)
-@click.option(
-    "--model-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of model artifacts (default: MODERATION_MODEL_DIR).",
-)
+@data_option("Folder of public corpora to train on besides the stored labels (default: MODERATION_DATA_DIR).")
+@MODEL_DIR_OPTION
 def retrain(force: bool, dry_run: bool, sites_only: bool, data_dir: Path | None, model_dir: Path | None) -> None:
     """Retrain on corpora + every stored label; promote only if not worse than the champion.
 
@@ -84,13 +63,12 @@ def retrain(force: bool, dry_run: bool, sites_only: bool, data_dir: Path | None,
     from ..retrain import RetrainOptions
     from ..retrain import retrain as run
 
-    values = _settings()
-    folder = data_dir if data_dir is not None else (Path(values["DATA_DIR"]) if values["DATA_DIR"] else None)
+    values = load_settings()
     with _user_errors():
         options = RetrainOptions.from_settings(values, force=force, dry_run=dry_run, sites_only=sites_only)
         engine = _engine(values)
         try:
-            result = run(engine, model_dir or Path(values["MODEL_DIR"]), folder, options, progress=_progress)
+            result = run(engine, model_folder(model_dir), data_folder(data_dir), options, progress=progress)
         finally:
             engine.dispose()
     if sites_only:
@@ -137,7 +115,7 @@ def list_models() -> None:
     """List registered models, newest first, with their status and key metrics."""
     from .. import registry
 
-    values = _settings()
+    values = load_settings()
     with _user_errors(), _session(values) as session:
         rows = registry.list_versions(session)
         if not rows:
@@ -160,7 +138,7 @@ def show(version: str) -> None:
     """Print one registered model's status and manifest as JSON."""
     from .. import registry
 
-    values = _settings()
+    values = load_settings()
     with _user_errors(), _session(values) as session:
         row = registry.get_version(session, version)
         payload = {
@@ -180,7 +158,7 @@ def promote(version: str) -> None:
     """Make VERSION the champion every worker serves (within MODEL_RELOAD_SECONDS)."""
     from .. import registry
 
-    values = _settings()
+    values = load_settings()
     with _user_errors(), _session(values) as session:
         registry.promote(session, version, actor="cli", model_dir=Path(values["MODEL_DIR"]))
     click.echo(f"promoted {version}")
@@ -191,7 +169,7 @@ def rollback() -> None:
     """Reject the champion and bring back the model promoted before it."""
     from .. import registry
 
-    values = _settings()
+    values = load_settings()
     with _user_errors(), _session(values) as session:
         row = registry.rollback(session, actor="cli", model_dir=Path(values["MODEL_DIR"]))
     click.echo(f"rolled back to {row.version}")

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 import click
 
 from ..comment import Decision
-from ..errors import DataError, ModerationError
+from ..errors import DataError
+from .common import MODEL_DIR_OPTION, data_folder, data_option, model_folder, progress, user_errors
 
 # Comment fields `check --jsonl` accepts; each must be a string when present (content is required).
 COMMENT_FIELDS = (
@@ -35,63 +34,19 @@ MAX_REASONS = 5
 JSONL_BATCH = 500  # lines scored per batch: score_many is much faster per comment than one at a time
 
 
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the package's deliberate errors into a one-line click error (exit status 1)."""
-    try:
-        yield
-    except ModerationError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _settings() -> dict[str, Any]:
-    from .. import settings
-
-    with _user_errors():
-        return settings.load()
-
-
-def _model_dir(option: Path | None) -> Path:
-    return option if option is not None else Path(_settings()["MODEL_DIR"])
-
-
-def _data_dir(option: Path | None) -> Path | None:
-    if option is not None:
-        return option
-    configured = _settings()["DATA_DIR"]
-    return Path(configured) if configured else None
-
-
-def _progress(line: str) -> None:
-    click.echo(line, err=True)
-
-
-_MODEL_DIR_OPTION = click.option(
-    "--model-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of model artifacts (default: MODERATION_MODEL_DIR).",
-)
-
-
 @click.command("train")
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
-    help="Folder of corpora to train on besides the starter corpus (default: MODERATION_DATA_DIR).",
-)
-@_MODEL_DIR_OPTION
+@data_option("Folder of corpora to train on besides the starter corpus (default: MODERATION_DATA_DIR).")
+@MODEL_DIR_OPTION
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the current one.")
 def train(data_dir: Path | None, model_dir: Path | None, no_promote: bool) -> None:
     """Train a model on the starter corpus plus a folder of corpora, save it and make it current."""
     from ..training import train_and_save
 
-    with _user_errors():
-        manifest = train_and_save(
-            _model_dir(model_dir), _data_dir(data_dir), make_current=not no_promote, progress=_progress
-        )
+    folder = model_folder(model_dir)
+    with user_errors():
+        manifest = train_and_save(folder, data_folder(data_dir), make_current=not no_promote, progress=progress)
     t, pooled = manifest.thresholds, manifest.metrics["pooled"]
-    click.echo(f"model {manifest.version} saved in {_model_dir(model_dir)}{'' if no_promote else ' and made current'}")
+    click.echo(f"model {manifest.version} saved in {folder}{'' if no_promote else ' and made current'}")
     click.echo(f"thresholds: hold {t['hold']:.3f}, spam {t['spam']:.3f}, discard {t['discard']:.3f}")
     click.echo(
         f"out of fold (training data, not a benchmark): ROC AUC {pooled['roc_auc']:.3f}, "
@@ -100,12 +55,7 @@ def train(data_dir: Path | None, model_dir: Path | None, no_promote: bool) -> No
 
 
 @click.command("evaluate")
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
-    help="Folder holding youtube-spam-collection/ and sms-spam-collection/ (default: MODERATION_DATA_DIR).",
-)
+@data_option("Folder holding youtube-spam-collection/ and sms-spam-collection/ (default: MODERATION_DATA_DIR).")
 @click.option(
     "--out",
     "out_dir",
@@ -125,11 +75,11 @@ def evaluate(data_dir: Path | None, out_dir: Path, protocols: tuple[str, ...]) -
     """Measure the model against a plain baseline on grouped, deduplicated splits and write a report."""
     from ..evaluation import DEFAULT_PROTOCOLS, MODELS, run_evaluation, write_report
 
-    folder = _data_dir(data_dir)
-    with _user_errors():
+    folder = data_folder(data_dir)
+    with user_errors():
         if folder is None:
             raise DataError("no data folder: pass --data DIR or set MODERATION_DATA_DIR (see `moderation datasets`)")
-        result = run_evaluation(folder, protocols=protocols or DEFAULT_PROTOCOLS, progress=_progress)
+        result = run_evaluation(folder, protocols=protocols or DEFAULT_PROTOCOLS, progress=progress)
         report = write_report(result, out_dir)
     for protocol in result.protocols():
         for model in MODELS:
@@ -212,7 +162,7 @@ def _check_stream(model: Any, stream: TextIO) -> None:
 @click.option("--permalink", default="", help="The page the comment was posted on.")
 @click.option("--comment-type", default="", help="comment, reply, contact-form, …")
 @click.option("--jsonl", is_flag=True, help="Read one comment object per line from stdin; print one verdict per line.")
-@_MODEL_DIR_OPTION
+@MODEL_DIR_OPTION
 @click.option("--model-version", help="Use this saved version instead of the current one.")
 def check(jsonl: bool, model_dir: Path | None, model_version: str | None, content: str | None, **fields: Any) -> None:
     """Score a comment (or, with --jsonl, many) with the current model and print JSON verdicts.
@@ -222,12 +172,12 @@ def check(jsonl: bool, model_dir: Path | None, model_version: str | None, conten
     from ..comment import Comment
     from ..model_store import load_model
 
-    with _user_errors():
+    with user_errors():
         if not jsonl and content is None:
             raise DataError("nothing to check: pass --content TEXT, or --jsonl with comment objects on stdin")
         if jsonl and content is not None:
             raise DataError("--content and --jsonl exclude each other: give one comment or a stream")
-        model = load_model(_model_dir(model_dir), model_version)
+        model = load_model(model_folder(model_dir), model_version)
         if jsonl:
             _check_stream(model, sys.stdin)
         else:
