@@ -26,6 +26,20 @@ class Label(StrEnum):
     HAM = "ham"
 
 
+# What a site may say about a comment's author, browser and page besides its `content`: Comment's text
+# fields before `language` (`check --jsonl` accepts these, the stored-label query reads them in this order).
+SENDER_FIELDS = (
+    "author_name",
+    "author_email",
+    "author_url",
+    "user_ip",
+    "user_agent",
+    "referrer",
+    "permalink",
+    "comment_type",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Comment:
     """One comment as a site submitted it. Every field is attacker-controlled."""

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .comment import Comment, Label
+from .comment import SENDER_FIELDS, Comment, Label
 from .errors import ConfigError
 from .schema import CommentRecord, LabelRecord
 
@@ -132,6 +132,10 @@ class StoredLabel:
     content_hash: str
 
 
+# The Comment fields besides content that the query reads, in its column order (the text ones first).
+_COMMENT_COLUMNS = (*SENDER_FIELDS, "language", "rendered_at", "submitted_at")
+
+
 def latest_labels_query() -> Any:
     """Comments with their latest label (by label id), never test checks, oldest label first."""
     latest = select(func.max(LabelRecord.id).label("label_id")).group_by(LabelRecord.comment_id).subquery()
@@ -145,17 +149,7 @@ def latest_labels_query() -> Any:
             CommentRecord.site_id,
             CommentRecord.content,
             CommentRecord.content_hash,
-            CommentRecord.author_name,
-            CommentRecord.author_email,
-            CommentRecord.author_url,
-            CommentRecord.user_ip,
-            CommentRecord.user_agent,
-            CommentRecord.referrer,
-            CommentRecord.permalink,
-            CommentRecord.comment_type,
-            CommentRecord.language,
-            CommentRecord.rendered_at,
-            CommentRecord.submitted_at,
+            *(getattr(CommentRecord, name) for name in _COMMENT_COLUMNS),
         )
         .join(latest, latest.c.label_id == LabelRecord.id)
         .join(CommentRecord, CommentRecord.id == LabelRecord.comment_id)
@@ -166,21 +160,8 @@ def latest_labels_query() -> Any:
 
 def _stored(row: Any) -> StoredLabel:
     (label_id, label, source, at, comment_id, site_id, content, content_hash, *fields) = row
-    names = [
-        "author_name",
-        "author_email",
-        "author_url",
-        "user_ip",
-        "user_agent",
-        "referrer",
-        "permalink",
-        "comment_type",
-        "language",
-        "rendered_at",
-        "submitted_at",
-    ]
-    values = dict(zip(names, fields, strict=True))
-    for name in names[:-2]:
+    values = dict(zip(_COMMENT_COLUMNS, fields, strict=True))
+    for name in _COMMENT_COLUMNS[:-2]:
         if values[name] is None and name != "user_agent":
             values[name] = ""
     return StoredLabel(

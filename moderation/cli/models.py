@@ -14,22 +14,12 @@ from typing import Any, TextIO
 
 import click
 
-from ..comment import Decision
+from ..comment import SENDER_FIELDS, Decision
 from ..errors import DataError
 from .common import MODEL_DIR_OPTION, data_folder, data_option, model_folder, progress, user_errors
 
 # Comment fields `check --jsonl` accepts; each must be a string when present (content is required).
-COMMENT_FIELDS = (
-    "content",
-    "author_name",
-    "author_email",
-    "author_url",
-    "user_ip",
-    "user_agent",
-    "referrer",
-    "permalink",
-    "comment_type",
-)
+COMMENT_FIELDS = ("content", *SENDER_FIELDS)
 MAX_REASONS = 5
 JSONL_BATCH = 500  # lines scored per batch: score_many is much faster per comment than one at a time
 
