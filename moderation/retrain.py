@@ -369,8 +369,7 @@ def retrain(
     from . import registry
     from .db import make_sessionmaker
     from .incremental import DEFAULT_EPOCHS, fit_streaming
-    from .model_store import new_version, save_model
-    from .site_learning import fit_site_adjustments
+    from .model_store import new_version
 
     started = time.perf_counter()
     model_dir = Path(model_dir)
@@ -404,15 +403,7 @@ def retrain(
         )
         challenger = result.model
         progress("fitting per-site corrections")
-        challenger.sites = fit_site_adjustments(
-            session,
-            challenger,
-            min_labels=options.site_min_labels,
-            max_labels=options.site_max_labels,
-            source_weights=options.source_weights,
-            before_label_id=cutoff,
-            progress=progress,
-        )
+        challenger.sites = _site_models(session, challenger, options, progress, before_label_id=cutoff)
         comparison, better, reason = compare(challenger, champion, held, options.metrics)
         would_promote = better or options.force
         if options.force and not better:
@@ -451,14 +442,7 @@ def retrain(
             "data_dir": str(data_dir) if data_dir is not None else None,
             "holdout_from_label_id": cutoff,
         }
-        manifest = save_model(model_dir, challenger, data=data, metrics=metrics, make_current=False)
-        progress(f"saved {manifest.artifact} ({manifest.size_bytes / 1e6:.1f} MB)")
-        registry.register(session, model_dir, version, actor="retrain")
-        if would_promote:
-            registry.promote(session, version, actor="retrain", model_dir=model_dir)
-            outcome.promoted = True
-            progress(f"promoted {version}")
-        outcome.pruned = registry.prune(session, model_dir, options.keep_models, actor="retrain")
+        _publish(session, model_dir, challenger, outcome, options, data, metrics, "retrain", progress)
         outcome.seconds = round(time.perf_counter() - started, 2)
         return outcome
 
@@ -480,11 +464,9 @@ def refit_site_models(
     chosen by cross-validation within its own labels. Called by `retrain` under its lock. Raises
     DataError when the champion has no site models (trained by `moderation train`, or none at all).
     """
-    from . import registry
     from .errors import DataError
     from .incremental import AdaptiveModel
-    from .model_store import new_version, read_manifest, save_model
-    from .site_learning import fit_site_adjustments
+    from .model_store import new_version, read_manifest
 
     if champion_version is None or not isinstance(champion, AdaptiveModel):
         raise DataError(
@@ -498,14 +480,7 @@ def refit_site_models(
         champion.features, champion.classifier, champion.calibration, version=version, thresholds=champion.thresholds
     )
     progress(f"refitting per-site models on {champion_version}'s global model")
-    model.sites = fit_site_adjustments(
-        session,
-        model,
-        min_labels=options.site_min_labels,
-        max_labels=options.site_max_labels,
-        source_weights=options.source_weights,
-        progress=progress,
-    )
+    model.sites = _site_models(session, model, options, progress)
     reason = f"site models refitted on {champion_version}'s global model (unchanged)"
     outcome = RetrainResult(
         challenger=version,
@@ -523,15 +498,55 @@ def refit_site_models(
         before = read_manifest(model_dir, champion_version)
         metrics = json_safe({**before.metrics, "sites_only": True, "global_from": champion_version, "reason": reason})
         data = {**before.data, "sites_refitted_on_labels": labelled}
-        manifest = save_model(model_dir, model, data=data, metrics=metrics, make_current=False)
-        progress(f"saved {manifest.artifact} ({manifest.size_bytes / 1e6:.1f} MB)")
-        registry.register(session, model_dir, version, actor="retrain --sites-only")
-        registry.promote(session, version, actor="retrain --sites-only", model_dir=model_dir)
-        outcome.promoted = True
-        progress(f"promoted {version}")
-        outcome.pruned = registry.prune(session, model_dir, options.keep_models, actor="retrain --sites-only")
+        _publish(session, model_dir, model, outcome, options, data, metrics, "retrain --sites-only", progress)
     outcome.seconds = round(time.perf_counter() - started, 2)
     return outcome
+
+
+def _site_models(
+    session: Session, model: Any, options: RetrainOptions, progress: Progress, before_label_id: int | None = None
+) -> dict[int, Any]:
+    """Every site's own correction to `model`, within the options' label limits, from labels before the id."""
+    from .site_learning import fit_site_adjustments
+
+    return fit_site_adjustments(
+        session,
+        model,
+        min_labels=options.site_min_labels,
+        max_labels=options.site_max_labels,
+        source_weights=options.source_weights,
+        before_label_id=before_label_id,
+        progress=progress,
+    )
+
+
+def _publish(
+    session: Session,
+    model_dir: Path,
+    model: Any,
+    outcome: RetrainResult,
+    options: RetrainOptions,
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    actor: str,
+    progress: Progress,
+) -> None:
+    """Save and register `model` (the challenger `outcome` names), promote it if `outcome.would_promote`, prune.
+
+    Sets `outcome.promoted` and `outcome.pruned`. Raises what saving and the registry raise (OSError,
+    StoreError); the champion stays when anything before the promotion fails.
+    """
+    from . import registry
+    from .model_store import save_model
+
+    manifest = save_model(model_dir, model, data=data, metrics=metrics, make_current=False)
+    progress(f"saved {manifest.artifact} ({manifest.size_bytes / 1e6:.1f} MB)")
+    registry.register(session, model_dir, outcome.challenger, actor=actor)
+    if outcome.would_promote:
+        registry.promote(session, outcome.challenger, actor=actor, model_dir=model_dir)
+        outcome.promoted = True
+        progress(f"promoted {outcome.challenger}")
+    outcome.pruned = registry.prune(session, model_dir, options.keep_models, actor=actor)
 
 
 def json_safe(value: Any) -> Any:
