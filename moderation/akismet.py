@@ -41,7 +41,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .checking import check_comment
-from .comment import Comment, Decision, Label
+from .comment import Comment, Decision, Label, Verdict
 from .labels import record_label
 from .rules import fingerprint
 from .schema import AuditEvent, CommentRecord, LabelRecord, Site
@@ -488,10 +488,7 @@ def comment_check(path_key: str | None) -> Response:
         if site is None:
             return _invalid(why)
         parsed = parse_comment(params)
-        record, verdict = check_comment(
-            session, site, parsed.comment, model=state.models.get(), source="akismet", extra=parsed.extra,
-            is_test=parsed.is_test, anonymize_ip=bool(state.settings.get("ANONYMIZE_IP")),
-        )
+        record, verdict = _check_and_store(session, state, site, parsed, parsed.extra)
         decision = verdict.decision
         trigger = akismet_trigger(parsed)
         if trigger is not None:
@@ -502,6 +499,22 @@ def comment_check(path_key: str | None) -> Response:
     if decision is Decision.DISCARD:
         headers["X-akismet-pro-tip"] = "discard"
     return _text("false" if decision is Decision.APPROVE else "true", headers)
+
+
+def _check_and_store(
+    session: Session, state: Any, site: Site, parsed: AkismetComment, extra: dict[str, Any]
+) -> tuple[CommentRecord, Verdict]:
+    """Check `parsed` with the served model and store it as an Akismet call's (source "akismet", `extra` kept)."""
+    return check_comment(
+        session,
+        site,
+        parsed.comment,
+        model=state.models.get(),
+        source="akismet",
+        extra=extra,
+        is_test=parsed.is_test,
+        anonymize_ip=bool(state.settings.get("ANONYMIZE_IP")),
+    )
 
 
 def _apply_trigger(session: Session, record: CommentRecord, trigger: Trigger) -> None:
@@ -549,11 +562,8 @@ def _submit(path_key: str | None, label: Label) -> Response:
         record = find_submitted(session, site, parsed, first(params, "guid").strip())
         if record is None:
             # Never checked here (or checked before the site moved to us): store it so the label counts.
-            record, _verdict = check_comment(
-                session, site, parsed.comment, model=state.models.get(), source="akismet",
-                extra={**parsed.extra, "submitted_as": label.value},
-                is_test=parsed.is_test, anonymize_ip=bool(state.settings.get("ANONYMIZE_IP")),
-            )
+            extra = {**parsed.extra, "submitted_as": label.value}
+            record, _verdict = _check_and_store(session, state, site, parsed, extra)
         record_label(session, record, label, source="akismet", actor=f"site:{site.id}")
     return _text(THANKS)
 
