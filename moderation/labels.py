@@ -23,26 +23,18 @@ def record_label(session: Session, comment: CommentRecord, label: Label, *, sour
     """Add `label` to `comment`'s history, move its status accordingly, audit, commit. DB failure → StoreError."""
     label = Label(label)
     now = datetime.now(UTC)
-    before = comment.status
     record = LabelRecord(comment_id=comment.id, label=label.value, source=source, actor=actor, created_at=now)
-    try:
-        session.add(record)
-        comment.status = _STATUS_FOR_LABEL[label]
-        comment.status_changed_at = now
-        session.add(
-            AuditEvent(
-                at=now,
-                actor=actor,
-                action="comment.label",
-                site_id=comment.site_id,
-                comment_id=comment.id,
-                detail={"label": label.value, "source": source, "from": before, "to": comment.status},
-            )
-        )
-        session.commit()
-    except SQLAlchemyError as exc:
-        session.rollback()
-        raise StoreError(f"could not store the label: {type(exc).__name__}") from exc
+    _move(
+        session,
+        comment,
+        _STATUS_FOR_LABEL[label],
+        now=now,
+        actor=actor,
+        action="comment.label",
+        detail={"label": label.value, "source": source},
+        adding=record,
+        failure="store the label",
+    )
     return record
 
 
@@ -50,25 +42,54 @@ def set_status(session: Session, comment: CommentRecord, status: str, *, actor: 
     """Move `comment` to `status` (one of STATUSES), audit, commit. Unknown status → ValueError."""
     if status not in STATUSES:
         raise ValueError(f"status: expected one of {', '.join(STATUSES)}, found {status!r}")
+    _move(
+        session,
+        comment,
+        status,
+        now=datetime.now(UTC),
+        actor=actor,
+        action="comment.status",
+        detail={},
+        failure="change the status",
+    )
+
+
+def _move(
+    session: Session,
+    comment: CommentRecord,
+    status: str,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    detail: dict[str, str],
+    failure: str,
+    adding: LabelRecord | None = None,
+) -> None:
+    """Add `adding` (if any), move `comment` to `status` with an audit event (`detail` + from/to), commit.
+
+    Rolls back and raises StoreError("could not <failure>: ...") when the database refuses.
+    """
     before = comment.status
-    now = datetime.now(UTC)
     try:
+        if adding is not None:
+            session.add(adding)
         comment.status = status
         comment.status_changed_at = now
         session.add(
             AuditEvent(
                 at=now,
                 actor=actor,
-                action="comment.status",
+                action=action,
                 site_id=comment.site_id,
                 comment_id=comment.id,
-                detail={"from": before, "to": status},
+                detail={**detail, "from": before, "to": status},
             )
         )
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
-        raise StoreError(f"could not change the status: {type(exc).__name__}") from exc
+        raise StoreError(f"could not {failure}: {type(exc).__name__}") from exc
 
 
 def current_label(comment: CommentRecord) -> str | None:
