@@ -132,8 +132,8 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
 
 
-def test_a_full_disk_mid_retrain_leaves_the_champion_serving(tmp_path, champion_model):
-    """`moderation retrain` that cannot write its files exits 1; champion, CURRENT and the folder are unchanged."""
+def _cli_store(tmp_path, champion_model, labels) -> tuple[str, Path, dict[str, str]]:
+    """A SQLite file with `champion_model` promoted and one site's `labels`: (URL, model folder, CLI environment)."""
     from moderation import db
 
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
@@ -142,21 +142,29 @@ def test_a_full_disk_mid_retrain_leaves_the_champion_serving(tmp_path, champion_
     folder = tmp_path / "models"
     with db.make_sessionmaker(engine)() as session:
         save_and_register(session, folder, champion_model, promote=True)
-        store_labelled(session, new_site(session), domain(100, 100))
+        store_labelled(session, new_site(session), labels)
+    engine.dispose()
+    env = {**os.environ, "MODERATION_DATABASE_URL": url, "MODERATION_MODEL_DIR": str(folder), "MODERATION_DATA_DIR": ""}
+    return url, folder, env
+
+
+def test_a_full_disk_mid_retrain_leaves_the_champion_serving(tmp_path, champion_model):
+    """`moderation retrain` that cannot write its files exits 1; champion, CURRENT and the folder are unchanged."""
+    from moderation import db
+
+    url, folder, env = _cli_store(tmp_path, champion_model, domain(100, 100))
     files = sorted(p.name for p in folder.iterdir())
-    env = {
-        **os.environ,
-        "MODERATION_DATABASE_URL": url,
-        "MODERATION_MODEL_DIR": str(folder),
-        "MODERATION_DATA_DIR": "",
-        "TMPDIR": str(tmp_path),
-    }
     done = subprocess.run(
-        [MODERATION, "retrain", "--force"], env=env, capture_output=True, text=True, preexec_fn=_limit_file_size
+        [MODERATION, "retrain", "--force"],
+        env={**env, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Error:" in done.stderr and "Traceback" not in done.stderr
     assert sorted(p.name for p in folder.iterdir()) == files
+    engine = db.make_engine(url)
     with db.make_sessionmaker(engine)() as session:
         assert registry.champion(session).version == "champion-0"
         assert [r.version for r in registry.list_versions(session)] == ["champion-0"]
@@ -166,17 +174,7 @@ def test_a_full_disk_mid_retrain_leaves_the_champion_serving(tmp_path, champion_
 
 def test_cli_exit_codes_and_comparison(tmp_path, champion_model):
     """The CLI prints the comparison; 0 when promoted, 3 when the dry run would not promote."""
-    from moderation import db
-
-    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    folder = tmp_path / "models"
-    with db.make_sessionmaker(engine)() as session:
-        save_and_register(session, folder, champion_model, promote=True)
-        store_labelled(session, new_site(session), domain(100, 100))
-    engine.dispose()
-    env = {**os.environ, "MODERATION_DATABASE_URL": url, "MODERATION_MODEL_DIR": str(folder), "MODERATION_DATA_DIR": ""}
+    _url, _folder, env = _cli_store(tmp_path, champion_model, domain(100, 100))
     done = subprocess.run([MODERATION, "retrain"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "recall_at_1pct_fpr" in done.stdout and "promoted" in done.stdout and "epoch" in done.stderr
@@ -190,21 +188,12 @@ def test_cli_exit_codes_and_comparison(tmp_path, champion_model):
 
 def test_cli_sites_only(tmp_path, champion_model):
     """`retrain --sites-only` promotes the champion with refitted site models; with no champion: one-line error."""
-    from moderation import db
-
-    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    env = {**os.environ, "MODERATION_DATABASE_URL": url, "MODERATION_MODEL_DIR": str(tmp_path / "none")}
-    missing = subprocess.run([MODERATION, "retrain", "--sites-only"], env=env, capture_output=True, text=True)
+    bare = {**os.environ, "MODERATION_DATABASE_URL": f"sqlite:///{tmp_path / 'bare.sqlite3'}"}
+    bare["MODERATION_MODEL_DIR"] = str(tmp_path / "none")
+    missing = subprocess.run([MODERATION, "retrain", "--sites-only"], env=bare, capture_output=True, text=True)
     assert missing.returncode == 1 and "run `moderation retrain` first" in missing.stderr
     assert "Traceback" not in missing.stderr
-    folder = tmp_path / "models"
-    with db.make_sessionmaker(engine)() as session:
-        save_and_register(session, folder, champion_model, promote=True)
-        store_labelled(session, new_site(session), domain(30, 30))
-    engine.dispose()
-    env["MODERATION_MODEL_DIR"] = str(folder)
+    _url, _folder, env = _cli_store(tmp_path, champion_model, domain(30, 30))
     done = subprocess.run([MODERATION, "retrain", "--sites-only"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "1 site models" in done.stdout and "champion-0" in done.stdout
