@@ -165,6 +165,24 @@ def model_dir(tmp_path, tiny_model):
     return folder
 
 
+@pytest.fixture(scope="module")
+def champion_model():
+    """The starter-corpus model ("champion-0") the learning-loop tests start from (trained once per module)."""
+    from learning_helpers import starter_model
+
+    return starter_model("champion-0")
+
+
+@pytest.fixture
+def champion_store(db_engine, db_session, tmp_path, champion_model):
+    """The test database with `champion_model` saved, registered and promoted; yields (engine, session, model_dir)."""
+    from learning_helpers import save_and_register
+
+    folder = tmp_path / "models"
+    save_and_register(db_session, folder, champion_model, promote=True)
+    return db_engine, db_session, folder
+
+
 @pytest.fixture
 def app(request, db_url, tmp_path):
     """The Flask app on the test database; its model folder is `model_dir` when the test uses that, else empty."""

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from learning_helpers import domain, new_site, save_and_register, starter_model, store_labelled
+from learning_helpers import domain, new_site, save_and_register, store_labelled
 
 from moderation import registry
 from moderation.comment import Label
@@ -25,18 +25,11 @@ MODERATION = str(Path(sys.executable).parent / "moderation")
 FAST = RetrainOptions(epochs=4, site_daily_cap=1e9)
 
 
-@pytest.fixture(scope="module")
-def champion_model():
-    """The starter-corpus model every test starts from."""
-    return starter_model("champion-0")
-
-
 @pytest.fixture
-def store(db_engine, db_session, tmp_path, champion_model):
-    """A database with a promoted champion and one site; yields (engine, session, model_dir, site)."""
-    folder = tmp_path / "models"
-    save_and_register(db_session, folder, champion_model, promote=True)
-    return db_engine, db_session, folder, new_site(db_session)
+def store(champion_store):
+    """The database with a promoted champion, plus one site; yields (engine, session, model_dir, site)."""
+    engine, session, folder = champion_store
+    return engine, session, folder, new_site(session)
 
 
 def test_labels_from_every_source_reach_the_training_set(store):

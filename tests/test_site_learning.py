@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from learning_helpers import new_site, save_and_register, starter_model, store_labelled
+from learning_helpers import new_site, store_labelled
 
 from moderation import registry
 from moderation.checking import check_comment
@@ -31,29 +31,15 @@ NORMAL_SPAM = [
 ]
 
 
-@pytest.fixture(scope="module")
-def champion_model():
-    """The starter-corpus model every test starts from."""
-    return starter_model("champion-0")
-
-
-@pytest.fixture
-def store(db_engine, db_session, tmp_path, champion_model):
-    """A database with a promoted champion; yields (engine, session, model_dir)."""
-    folder = tmp_path / "models"
-    save_and_register(db_session, folder, champion_model, promote=True)
-    return db_engine, db_session, folder
-
-
 def _normal_labels(session, site, rounds: int) -> None:
     items = [(f"{t} ({i})", Label.HAM) for i in range(rounds) for t in NORMAL_HAM]
     items += [(f"{t} ({i})", Label.SPAM) for i in range(rounds) for t in NORMAL_SPAM]
     store_labelled(session, site, items)
 
 
-def test_one_key_flooding_submit_spam_cannot_teach_the_global_model(store):
+def test_one_key_flooding_submit_spam_cannot_teach_the_global_model(champion_store):
     """1,000 Akismet submit-spam reports of a common ham phrase from one key leave it ham for everyone else."""
-    engine, session, folder = store
+    engine, session, folder = champion_store
     flooder, other = new_site(session, "flooder"), new_site(session, "other")
     _normal_labels(session, other, 4)
     rng = random.Random(0)
@@ -72,9 +58,9 @@ def test_one_key_flooding_submit_spam_cannot_teach_the_global_model(store):
     assert verdict.decision is Decision.APPROVE
 
 
-def test_a_sites_labels_shape_its_own_decisions_only(store):
+def test_a_sites_labels_shape_its_own_decisions_only(champion_store):
     """A site whose moderators call a phrase spam gets higher scores for it; other sites keep the global score."""
-    engine, session, folder = store
+    engine, session, folder = champion_store
     strict, relaxed, bystander = new_site(session, "strict"), new_site(session, "relaxed"), new_site(session, "by")
     phrase = "join our discord server for the weekly meetup"
     store_labelled(session, strict, [(f"{phrase} number {i}", Label.SPAM) for i in range(30)])
@@ -106,9 +92,9 @@ def test_source_weights_are_parsed_strictly():
         parse_source_weights("moderator=1,akismet")
 
 
-def test_sites_only_refits_site_models_on_the_champions_global_model(store):
+def test_sites_only_refits_site_models_on_the_champions_global_model(champion_store):
     """`retrain --sites-only` gives a site with new labels its model and leaves the global model as it was."""
-    engine, session, folder = store
+    engine, session, folder = champion_store
     early, late = new_site(session, "early"), new_site(session, "late")
     _normal_labels(session, early, 3)
     retrain(engine, folder, None, RetrainOptions(force=True, epochs=4))
