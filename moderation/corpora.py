@@ -202,6 +202,17 @@ def _row_to_example(row: Mapping[str, Any], where: str, source: str, *, csv_row:
     return LabelledComment(comment, label, source, group)
 
 
+def _json_object(line: str, where: str) -> dict[str, Any]:
+    """One line of a JSON-lines corpus as an object; DataError naming `where` when it is not one."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: expected one JSON object per line, found invalid JSON ({exc.msg})") from exc
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object, found {type(record).__name__}")
+    return record
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Objects of a JSON-lines file, as ("file:line", object); DataError for anything malformed."""
     number = 0
@@ -211,15 +222,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 if not line.strip():
                     continue
                 where = f"{path}:{number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(
-                        f"{where}: expected one JSON object per line, found invalid JSON ({exc.msg})"
-                    ) from exc
-                if not isinstance(record, dict):
-                    raise DataError(f"{where}: expected a JSON object, found {type(record).__name__}")
-                yield where, record
+                yield where, _json_object(line, where)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: expected UTF-8 text, found undecodable bytes after line {number}") from exc
     except OSError as exc:
@@ -310,10 +313,7 @@ def load_starter() -> list[LabelledComment]:
         if not line.strip():
             continue
         where = f"{STARTER_RESOURCE}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: invalid JSON ({exc.msg})") from exc
+        record = _json_object(line, where)
         example = _row_to_example(record, where, "starter", csv_row=False)
         examples.append(LabelledComment(example.comment, example.label, "starter", str(record.get("family", ""))))
     return examples
