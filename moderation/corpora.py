@@ -202,8 +202,8 @@ def _row_to_example(row: Mapping[str, Any], where: str, source: str, *, csv_row:
     return LabelledComment(comment, label, source, group)
 
 
-def _json_object(line: str, where: str) -> dict[str, Any]:
-    """One line of a JSON-lines corpus as an object; DataError naming `where` when it is not one."""
+def parse_json_line(line: str, where: str) -> dict[str, Any]:
+    """One line of JSON-lines input (a corpus, `check --jsonl`) as an object; DataError naming `where` if not one."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -222,7 +222,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 if not line.strip():
                     continue
                 where = f"{path}:{number}"
-                yield where, _json_object(line, where)
+                yield where, parse_json_line(line, where)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: expected UTF-8 text, found undecodable bytes after line {number}") from exc
     except OSError as exc:
@@ -313,7 +313,7 @@ def load_starter() -> list[LabelledComment]:
         if not line.strip():
             continue
         where = f"{STARTER_RESOURCE}:{number}"
-        record = _json_object(line, where)
+        record = parse_json_line(line, where)
         example = _row_to_example(record, where, "starter", csv_row=False)
         examples.append(LabelledComment(example.comment, example.label, "starter", str(record.get("family", ""))))
     return examples

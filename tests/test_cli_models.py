@@ -84,7 +84,7 @@ def test_check_jsonl_gives_one_verdict_per_line(runner, trained):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", "stdin line 1: expected a JSON object, found invalid JSON"),
+        ("{not json", "stdin line 1: expected one JSON object per line, found invalid JSON"),
         ("[1, 2]", "stdin line 1: expected a JSON object, found list"),
         ('{"author_name": "x"}', "stdin line 1: expected a 'content' string, found NoneType"),
         ('{"content": "hi", "user_ip": 5}', "stdin line 1: expected 'user_ip' to be a string, found int"),

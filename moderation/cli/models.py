@@ -97,13 +97,9 @@ def _verdict(score: Any, thresholds: Any) -> dict[str, Any]:
 def _parse_line(line: str, number: int) -> tuple[Any, Any]:
     """Parse one `--jsonl` line into (id or None, Comment); DataError naming the line when it is not one."""
     from ..comment import Comment
+    from ..corpora import parse_json_line
 
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"stdin line {number}: expected a JSON object, found invalid JSON ({exc.msg})") from exc
-    if not isinstance(record, dict):
-        raise DataError(f"stdin line {number}: expected a JSON object, found {type(record).__name__}")
+    record = parse_json_line(line, f"stdin line {number}")
     content = record.get("content")
     if not isinstance(content, str):
         raise DataError(f"stdin line {number}: expected a 'content' string, found {type(content).__name__}")
