@@ -67,14 +67,13 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
+    from benchmarks.live_server import in_process
     from moderation import registry
-    from moderation.app import create_app
     from moderation.classifier import train_baseline
     from moderation.comment import Label
     from moderation.evaluation import recall_at_fpr
     from moderation.model_store import load_model
     from moderation.retrain import RetrainOptions, retrain
-    from moderation.sites import create_site
 
     with tempfile.TemporaryDirectory(prefix="bench-adapt-") as folder:
         work = Path(folder)
@@ -87,63 +86,50 @@ def main() -> None:
             file=sys.stderr,
         )
         model_dir = work / "models"
-        app = create_app(
-            {
-                "DATABASE_URL": f"sqlite:///{work / 'db.sqlite3'}",
-                "MODEL_DIR": str(model_dir),
-                "INSTANCE_PATH": str(work),
-                "RATELIMIT_CHECK": "",
-                "TESTING": True,
-            }
-        )
-        state = app.extensions["moderation"]
-        with state.sessions() as session:
-            site, key = create_site(session, "new domain")
-        client = app.test_client()
-        headers = {"Authorization": f"Bearer {key}"}
-        options = RetrainOptions(force=True, holdout=0)
+        with in_process(work, model_dir, "new domain") as running:
+            client, headers, state, site = running.client, running.headers, running.state, running.site
+            options = RetrainOptions(force=True, holdout=0)
 
-        rows = []
-        fed = 0
-        for point in points:
-            while fed < point:
-                example = traffic[fed]
-                comment = example.comment
-                body = {"content": comment.content}
-                if comment.author_name:
-                    body["author_name"] = comment.author_name
-                checked = client.post("/api/v1/comments/check", json=body, headers=headers).get_json()
-                label = example.label.value
-                answer = client.post(
-                    f"/api/v1/comments/{checked['id']}/feedback", json={"label": label}, headers=headers
+            rows = []
+            fed = 0
+            for point in points:
+                while fed < point:
+                    example = traffic[fed]
+                    comment = example.comment
+                    body = {"content": comment.content}
+                    if comment.author_name:
+                        body["author_name"] = comment.author_name
+                    checked = client.post("/api/v1/comments/check", json=body, headers=headers).get_json()
+                    label = example.label.value
+                    answer = client.post(
+                        f"/api/v1/comments/{checked['id']}/feedback", json={"label": label}, headers=headers
+                    )
+                    assert answer.status_code == 200, answer.get_json()
+                    fed += 1
+                started = time.perf_counter()
+                result = retrain(state.engine, model_dir, corpora, options)
+                seconds = time.perf_counter() - started
+                with state.sessions() as session:
+                    model = load_model(model_dir, registry.champion(session).version)
+                ours = model.predict_proba_for_site([e.comment for e in evaluation], site.id)
+                labelled = traffic[:point]
+                if len({e.label for e in labelled}) == 2 and min(sum(e.label is Label.SPAM for e in labelled), 2) == 2:
+                    baseline_model = train_baseline(labelled)
+                    theirs = baseline_model.predict_proba([e.comment for e in evaluation])[:, 1]
+                else:
+                    theirs = np.full(len(evaluation), 0.5)
+                rows.append(
+                    (
+                        point,
+                        roc_auc_score(y_eval, ours),
+                        recall_at_fpr(y_eval, ours),
+                        roc_auc_score(y_eval, theirs),
+                        recall_at_fpr(y_eval, theirs) if point else 0.0,
+                        seconds,
+                        result.training.get("sites_with_corrections", 0),
+                    )
                 )
-                assert answer.status_code == 200, answer.get_json()
-                fed += 1
-            started = time.perf_counter()
-            result = retrain(state.engine, model_dir, corpora, options)
-            seconds = time.perf_counter() - started
-            with state.sessions() as session:
-                model = load_model(model_dir, registry.champion(session).version)
-            ours = model.predict_proba_for_site([e.comment for e in evaluation], site.id)
-            labelled = traffic[:point]
-            if len({e.label for e in labelled}) == 2 and min(sum(e.label is Label.SPAM for e in labelled), 2) == 2:
-                baseline_model = train_baseline(labelled)
-                theirs = baseline_model.predict_proba([e.comment for e in evaluation])[:, 1]
-            else:
-                theirs = np.full(len(evaluation), 0.5)
-            rows.append(
-                (
-                    point,
-                    roc_auc_score(y_eval, ours),
-                    recall_at_fpr(y_eval, ours),
-                    roc_auc_score(y_eval, theirs),
-                    recall_at_fpr(y_eval, theirs) if point else 0.0,
-                    seconds,
-                    result.training.get("sites_with_corrections", 0),
-                )
-            )
-            print(f"  {point} labels: retrain {seconds:.0f} s", file=sys.stderr)
-        state.engine.dispose()
+                print(f"  {point} labels: retrain {seconds:.0f} s", file=sys.stderr)
 
     print(f"Domain held out of the base model: {args.domain}; evaluated on {len(evaluation)} unseen messages.\n")
     print("| labels | ours ROC AUC | ours recall@1%FPR | TF-IDF+LR ROC AUC | TF-IDF+LR recall@1%FPR | retrain |")

@@ -5,6 +5,7 @@ service_env(...)           the MODERATION_* environment for a given database and
 new_site_key(url)          migrate a database, add a site, return its API key
 fresh_postgres_database()  an empty PostgreSQL database beside a given one, and how to drop it
 children, rss_kib          the master's workers and their memory, from /proc
+in_process(folder, ...)    no server: the app in this process on SQLite, one site, Flask's test client
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -107,6 +109,42 @@ def serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass
+class InProcess:
+    """The app in this process: Flask's test client, its state (engine, sessions), one site, that site's auth."""
+
+    client: Any
+    state: Any
+    site: Any
+    headers: dict[str, str]
+
+
+@contextmanager
+def in_process(folder: Path, model_dir: Path, site_name: str) -> Iterator[InProcess]:
+    """The app on a new SQLite file in `folder` serving `model_dir`, no check rate limit, one site named `site_name`.
+
+    The engine is disposed after the block. Raises what `create_app` raises (a bad model folder: ModelError).
+    """
+    from moderation.app import create_app
+
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{folder / 'moderation.sqlite3'}",
+            "MODEL_DIR": str(model_dir),
+            "INSTANCE_PATH": str(folder),
+            "RATELIMIT_CHECK": "",
+            "TESTING": True,
+        }
+    )
+    state = app.extensions["moderation"]
+    with state.sessions() as session:
+        site, key = create_site(session, site_name)
+    try:
+        yield InProcess(app.test_client(), state, site, {"Authorization": f"Bearer {key}"})
+    finally:
+        state.engine.dispose()
 
 
 def new_site_key(database_url: str) -> str:

@@ -411,24 +411,13 @@ def profile_scoring(model: Any, comments: Sequence[Comment]) -> dict[str, Any]:
 
 def profile_check_request(model_dir: Path, comments: Sequence[Comment], *, healthz_calls: int = 500) -> dict[str, Any]:
     """cProfile of whole check requests through the Flask test client (SQLite), and the same for /healthz."""
-    from moderation.app import create_app
-    from moderation.sites import create_site
+    from .live_server import in_process
 
-    with tempfile.TemporaryDirectory(prefix="bench-profile-") as scratch:
-        app = create_app(
-            {
-                "DATABASE_URL": f"sqlite:///{Path(scratch) / 'moderation.sqlite3'}",
-                "MODEL_DIR": str(model_dir),
-                "INSTANCE_PATH": scratch,
-                "RATELIMIT_CHECK": "",
-                "TESTING": True,
-            }
-        )
-        state = app.extensions["moderation"]
-        with state.sessions() as session:
-            _, key = create_site(session, "bench")
-        client = app.test_client()
-        headers = {"Authorization": f"Bearer {key}"}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-profile-") as scratch,
+        in_process(Path(scratch), model_dir, "bench") as running,
+    ):
+        client, headers = running.client, running.headers
 
         def body(i: int, comment: Comment) -> dict[str, str]:
             return {
@@ -455,5 +444,4 @@ def profile_check_request(model_dir: Path, comments: Sequence[Comment], *, healt
         for i, comment in enumerate(comments):
             client.post("/api/v1/comments/check", json=body(i + 100000, comment), headers=headers)
         check_ms = (time.perf_counter() - unprofiled) / len(comments) * 1000
-        state.engine.dispose()
     return {"check_profile": check, "healthz_ms": healthz_ms, "check_ms": check_ms, "ratio": check_ms / healthz_ms}
