@@ -66,18 +66,24 @@ def test_sigkilled_worker_loses_no_acknowledged_comment(db_url, tmp_path, model_
                         else:
                             failures.append(f"HTTP {response.status_code}")
 
+        def acknowledged_reach(count: int) -> bool:
+            # Progress, not a clock: on a loaded machine a fixed sleep saw as few as 6 answers in all.
+            return wait_for(lambda: len(acknowledged) >= count, 90)
+
         killed = []
         with ThreadPoolExecutor(6) as pool:
             futures = [pool.submit(client_loop, n) for n in range(6)]
-            for _ in range(2):
-                time.sleep(2.5)
-                victim = server.workers()[0]
-                os.kill(victim, signal.SIGKILL)
-                killed.append(victim)
-            time.sleep(2.5)
-            stop.set()
-            for future in futures:
-                future.result()
+            try:
+                for _ in range(2):
+                    assert acknowledged_reach(len(acknowledged) + 10)  # served before (and since) the last kill
+                    victim = server.workers()[0]
+                    os.kill(victim, signal.SIGKILL)
+                    killed.append(victim)
+                assert acknowledged_reach(len(acknowledged) + 10)  # the service keeps answering after both kills
+            finally:
+                stop.set()
+                for future in futures:
+                    future.result()
         assert wait_for(lambda: len(server.workers()) == 2 and not set(server.workers()) & set(killed), 30)
         after = httpx.post(f"{server.base}/api/v1/comments/check", json=HAM, headers=headers)
         assert after.status_code == 200  # the respawned workers serve
@@ -88,7 +94,6 @@ def test_sigkilled_worker_loses_no_acknowledged_comment(db_url, tmp_path, model_
     engine.dispose()
     missing = [(i, c) for i, c in acknowledged if stored.get(i) != c]
     print(f"acknowledged={len(acknowledged)} failed={len(failures)} ({set(failures)}) killed={killed}")
-    assert len(acknowledged) > 20  # real work happened around the kills (73-191 in our runs)
     assert missing == [], f"{len(missing)} acknowledged comments are not stored: {missing[:3]}"
     # Only requests in flight on a killed worker may fail, and they fail as dropped connections, never as 5xx.
     assert all(not f.startswith("HTTP 5") for f in failures)
