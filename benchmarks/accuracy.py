@@ -6,8 +6,9 @@ split's training side and nothing else, and every method's operating points are 
 from its own out-of-fold scores on that training side (grouped inner folds,
 `moderation.training.out_of_fold_scores`), never from the test side:
 
-- the auto-spam threshold (`moderation.training.choose_thresholds`: ≤ 1% of held-out ham at or above it),
-  at which "ham blocked" and "spam caught" are measured on the test side;
+- the auto-spam threshold (`moderation.training.held_out_thresholds`: ≤ 1% of held-out ham at or above
+  it, also when each training video in turn is left out of the choice and judged by it), at which
+  "ham blocked" and "spam caught" are measured on the test side;
 - the review band (`review_band`): the narrowest score interval [low, high) such that automatic decisions
   outside it (approve below, spam at or above) are at least 99.5% correct on the training side's
   out-of-fold scores. Applied to the test side, the share of comments inside it is the *review
@@ -33,9 +34,8 @@ from moderation.comment import LabelledComment
 from moderation.evaluation import Split, baseline_probabilities, binary_metrics
 from moderation.training import (
     calibrated,
-    choose_thresholds,
     decision_values_out_of_fold,
-    ham_scores_by_source,
+    held_out_thresholds,
     labels,
     model_probabilities,
     out_of_fold_scores,
@@ -196,7 +196,7 @@ def run_method(method: str, split: Split, *, folds: int = 3, seed: int = 0, work
         fitter = fitters.get(method) or _fit_peer(method, Path(scratch))
         oof, scores, fit_seconds, notes = fitter(train, test, folds, seed)
     y_train, y_test = labels(train).astype(int), labels(test).astype(int)
-    thresholds = choose_thresholds(ham_scores_by_source(train, oof))
+    thresholds = held_out_thresholds(train, oof)
     metrics = binary_metrics(y_test, scores, thresholds)
     metrics.update(review_workload(y_test, scores, review_band(y_train, oof)))
     return MethodRun(method, scores, oof, metrics, fit_seconds, time.perf_counter() - started, notes)

@@ -36,9 +36,8 @@ from .errors import DataError
 from .training import (
     Progress,
     calibrated,
-    choose_thresholds,
     decision_values_out_of_fold,
-    ham_scores_by_source,
+    held_out_thresholds,
     labels,
     model_probabilities,
     no_progress,
@@ -261,7 +260,7 @@ def _model_run(train: list[LabelledComment], test: list[LabelledComment], inner_
     model = train_model(train, random_state=random_state)
     fit_seconds = time.perf_counter() - started
     oof = decision_values_out_of_fold(train, model, folds=inner_folds, random_state=random_state)
-    thresholds = choose_thresholds(ham_scores_by_source(train, calibrated(model, oof)))
+    thresholds = held_out_thresholds(train, calibrated(model, oof))
     return model_probabilities(model, test), thresholds, fit_seconds
 
 
@@ -277,7 +276,7 @@ def _baseline_run(
     started = time.perf_counter()
     pipeline = train_baseline(train)
     fit_seconds = time.perf_counter() - started
-    thresholds = choose_thresholds(ham_scores_by_source(train, oof))
+    thresholds = held_out_thresholds(train, oof)
     return baseline_probabilities(pipeline, test), thresholds, fit_seconds
 
 
@@ -460,8 +459,9 @@ def write_report(evaluation: Evaluation, out_dir: Path) -> Path:
         "the same training side. No test text (after normalisation) occurs in training; the starter corpus",
         "is training material only and is never tested on. P/R/F1/MCC/FPR at p ≥ 0.5. The auto-spam",
         f"threshold comes from {info['inner_folds']}-fold grouped out-of-fold predictions on the training side",
-        '(≤ 1% of that ham at or above it), never from the test side; "ham blocked" and "spam caught"',
-        "are measured there. Recall at 1% FPR is read off the test ROC curve (an oracle operating point).",
+        "(≤ 1% of that ham at or above it, with each training video in turn held out of the choice and",
+        'judged by it), never from the test side; "ham blocked" and "spam caught" are measured there.',
+        "Recall at 1% FPR is read off the test ROC curve (an oracle operating point).",
         "",
     ]
     for protocol in evaluation.protocols():

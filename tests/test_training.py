@@ -17,6 +17,15 @@ def _example(text: str, label: Label, source: str = "web", group: str = "") -> L
     return LabelledComment(Comment(content=text), label, source, group)
 
 
+_SMS_AND_VIDEOS = [
+    _example("a", Label.SPAM, "sms", "sms"),
+    _example("b", Label.HAM, "sms", "sms"),
+    _example("c", Label.HAM, "youtube", "Psy"),
+    _example("d", Label.SPAM, "youtube", "Psy"),
+    _example("e", Label.HAM, "youtube", "Eminem"),
+]
+
+
 def test_threshold_blocks_at_most_the_rate_of_ham():
     """With ham scores 0.00…0.99, a 1% rate lets only the single highest ham through."""
     ham = np.arange(100) / 100
@@ -82,16 +91,69 @@ def test_per_source_rates_take_the_strictest_source_but_ignore_the_starter():
     assert only_starter.spam > 0.999
 
 
+def _shifted_groups(shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """Four groups of 200 ham scores 0…0.5; the last group's ham scores `shift` higher (a harder video)."""
+    base = np.arange(200) / 400
+    scores = np.concatenate([base, base, base, base + shift])
+    return scores, np.repeat(np.array(["a", "b", "c", "d"]), 200)
+
+
+def test_group_validated_rate_shrinks_when_an_unseen_group_would_be_over_blocked():
+    """A group whose ham runs high would see more than the rate from thresholds read off the others, so the
+    rate shrinks until, each group held out in turn, at most 1% of all ham is blocked."""
+    scores, groups = _shifted_groups(0.02)
+    share = training.group_validated_rate(scores, groups, 0.01)
+    assert share < 0.01
+    blocked = sum(
+        np.sum(scores[groups == g] >= training.threshold_for_ham_rate(scores[groups != g], share)) for g in "abcd"
+    )
+    assert blocked <= 0.01 * len(scores)
+    plain = training.threshold_for_ham_rate(scores, 0.01)
+    assert training.threshold_for_ham_rate(scores, share) > plain
+
+
+def test_group_validated_rate_keeps_the_rate_for_alike_or_ungrouped_ham():
+    """Groups that score alike keep the full rate; so do ham without groups (one score per group) or too few groups."""
+    scores, groups = _shifted_groups(0.0)
+    assert training.group_validated_rate(scores, groups, 0.01) == 0.01
+    shifted, _ = _shifted_groups(0.02)
+    assert training.group_validated_rate(shifted, np.arange(len(shifted)).astype(str), 0.01) == 0.01
+    two = np.repeat(np.array(["a", "b"]), 400)
+    assert training.group_validated_rate(shifted, two, 0.01) == 0.01
+
+
+def test_thresholds_for_many_rates_match_one_at_a_time():
+    """The vectorised thresholds are exactly the single-rate ones, including rates that allow every ham."""
+    rng = np.random.default_rng(1)
+    ham = rng.random(137)
+    rates = np.array([0.0, 0.001, 0.01, 0.2, 1.0])
+    many = training.thresholds_for_ham_rates(ham, rates)
+    assert list(many) == [training.threshold_for_ham_rate(ham, r) for r in rates]
+
+
+def test_grouped_sources_choose_stricter_thresholds():
+    """With groups given, a grouped source's thresholds meet each rate on its groups held out in turn;
+    without them (or for another source) the plain rates apply."""
+    scores, groups = _shifted_groups(0.02)
+    plain = training.choose_thresholds({"youtube": scores})
+    grouped = training.choose_thresholds({"youtube": scores}, groups={"youtube": groups})
+    assert grouped.spam > plain.spam
+    assert grouped.hold >= plain.hold
+    assert training.choose_thresholds({"youtube": scores}, groups={"sms": groups}) == plain
+
+
+def test_held_out_groups_follow_the_ham_scores():
+    """`ham_groups_by_source` lines up with `ham_scores_by_source`: same sources, same ham, same order."""
+    scores = training.ham_scores_by_source(_SMS_AND_VIDEOS, np.array([0.5, 0.2, 0.1, 0.9, 0.3]))
+    groups = training.ham_groups_by_source(_SMS_AND_VIDEOS)
+    assert list(scores["youtube"]) == [0.1, 0.3]
+    assert list(groups["youtube"]) == ["youtube:Psy", "youtube:Eminem"]
+    assert set(groups) == set(scores) and len(groups["sms"]) == 1
+
+
 def test_single_group_sources_are_not_grouped():
     """SMS messages (all labelled group "sms") are independent units; YouTube videos stay whole."""
-    examples = [
-        _example("a", Label.SPAM, "sms", "sms"),
-        _example("b", Label.HAM, "sms", "sms"),
-        _example("c", Label.HAM, "youtube", "Psy"),
-        _example("d", Label.SPAM, "youtube", "Psy"),
-        _example("e", Label.HAM, "youtube", "Eminem"),
-    ]
-    groups = training.split_groups(examples)
+    groups = training.split_groups(_SMS_AND_VIDEOS)
     assert groups[0] != groups[1]
     assert groups[2] == groups[3] != groups[4]
 
