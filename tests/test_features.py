@@ -10,6 +10,7 @@ from functools import cache
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
@@ -209,12 +210,19 @@ def test_fit_twice_gives_same_result(tiny_corpus):
 
 
 def test_fit_transform_matches_transform_and_row(tiny_corpus):
-    """fit_transform, transform and the single-row fast path give the same numbers."""
+    """fit_transform, transform, the batch fast path and the single-row fast path give the same numbers."""
     comments = _comments(tiny_corpus)
     features = build_features(word_min_df=1, char_min_df=1)
     fitted = features.fit_transform(comments).toarray()
     np.testing.assert_allclose(fitted, features.transform(comments).toarray())
-    for i, doc in enumerate(features.prepare_many(comments)):
+    docs = features.prepare_many([Comment(""), *comments])
+    indptr, columns, values = features.rows(docs)
+    fast = sp.csr_matrix((values, columns, indptr), shape=(len(docs), features.n_features_out_))
+    assert fast.has_sorted_indices
+    np.testing.assert_allclose(
+        fast.toarray(), np.vstack([features.transform_prepared(docs[:1]).toarray(), fitted]), atol=1e-15
+    )
+    for i, doc in enumerate(docs[1:]):
         assert_row_matches(features, doc, fitted[i])
 
 
