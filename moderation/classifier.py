@@ -127,12 +127,19 @@ class SpamModel:
         return self._probability(self.decision_function(comments))
 
     def score(self, comment: Comment) -> Score:
-        """Return the calibrated spam probability of `comment` and the clues behind it."""
-        return self.score_many([comment])[0]
+        """Return the calibrated spam probability of `comment` and the clues behind it (`score_many` of one
+        comment, to rounding, in fewer numpy steps)."""
+        doc = self.features.prepare_many([comment])[0]
+        columns, values = self.features.row(doc)
+        contributions = values * self._coef[columns]
+        probability = float(self._probability(np.array([contributions.sum() + self._intercept]))[0])
+        owners = np.zeros(len(columns), dtype=np.intp)
+        return Score(
+            probability, self._clues(owners, columns, contributions * self.calibration[0], [doc])[0], self.version
+        )
 
     def score_many(self, comments: Sequence[Comment]) -> list[Score]:
-        """Score several comments, each with its clues, in one pass over numpy arrays (`score` is this
-        with one comment, so both give the same numbers)."""
+        """Score several comments, each with its clues, in one pass over numpy arrays."""
         docs = self.features.prepare_many(comments)
         indptr, columns, values = self.features.rows(docs)
         contributions = values * self._coef[columns]

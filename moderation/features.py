@@ -497,13 +497,20 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
     def row(self, doc: Prepared) -> tuple[np.ndarray, np.ndarray]:
         """Return (column indices, values) of one prepared comment, columns ascending: the same numbers as
         `transform_prepared([doc])` without building sparse matrices (the single-comment fast path)."""
-        _, columns, values = self.rows([doc])
+        lookup = self._row_lookup()
+        word_columns, word_values = lookup.word_row(doc.terms)
+        char_columns, char_values = lookup.char_row(doc.chars.split())
+        signals = np.array([doc.signals[name] for name in self.signal_names], dtype=np.float64)
+        signal_columns = np.flatnonzero(signals)
+        offset = self.n_words_ + self.n_chars_
+        columns = np.concatenate([word_columns, char_columns, signal_columns + offset])
+        values = np.concatenate([word_values, char_values, signals[signal_columns] * self.signal_weight])
         return columns, values
 
     def rows(self, docs: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return the feature matrix of prepared comments as CSR arrays (indptr, column indices, values),
-        columns ascending within a row: the numbers of `transform_prepared(docs)`, computed in numpy
-        instead of by scikit-learn's vectorizers (several times faster, and no matrix objects)."""
+        columns ascending within a row: the numbers of `transform_prepared(docs)` (to rounding), counted in
+        C and computed in numpy instead of by scikit-learn's vectorizers, with no matrix objects."""
         lookup = self._row_lookup()
         blocks = [lookup.words(docs), lookup.chars(docs)]
         offset = self.n_words_ + self.n_chars_
@@ -521,7 +528,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         return indptr, columns, values
 
     def _row_lookup(self) -> _RowLookup:
-        """The tables `row` reads, derived from the fitted vectorizers on first use (never pickled)."""
+        """The tables `rows` reads, derived from the fitted vectorizers on first use (never pickled)."""
         lookup: _RowLookup | None = self.__dict__.get("_row_lookup_cache")
         if lookup is None or lookup.fitted_on is not self.chars_:
             lookup = _RowLookup(self)
@@ -529,7 +536,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         return lookup
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle the fitted state only: `row`'s lookup tables are derived again after loading."""
+        """Pickle the fitted state only: the lookup tables of `rows` are derived again after loading."""
         state = super().__getstate__()
         return {key: value for key, value in state.items() if key != "_row_lookup_cache"}
 
@@ -595,6 +602,27 @@ class _RowLookup:
             partial(_char_columns, char_vocabulary, ngram_range)
         )
 
+    def word_row(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One comment's word block, columns ascending (`words` for a single comment, in fewer steps)."""
+        if self.word_binary:
+            columns = _columns_of(self.word_vocabulary, set(terms))
+            columns = np.sort(columns[columns >= 0])
+            return columns, _l2(self.word_idf[columns])
+        counts = Counter(terms)
+        columns = _columns_of(self.word_vocabulary, counts)
+        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+        known = np.flatnonzero(columns >= 0)
+        order = known[np.argsort(columns[known])]
+        return columns[order], _l2(self.word_idf[columns[order]] * tf[order])
+
+    def char_row(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One comment's char block, columns ascending (`chars` for a single comment, in fewer steps)."""
+        if not words:
+            return _NO_COLUMNS, _NO_VALUES
+        columns, counts = np.unique(np.concatenate(list(map(self.char_columns_of, words))), return_counts=True)
+        values = _l2(self.char_idf[columns] * (1.0 + np.log(counts)))
+        return columns + self.char_offset, values * self.char_weight
+
     def words(self, docs: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The word TF-IDF block: each comment's terms once (binary TF) or counted (sublinear TF)."""
         per_doc: list[Collection[str]] = [set(doc.terms) if self.word_binary else Counter(doc.terms) for doc in docs]
@@ -643,6 +671,11 @@ def _columns_of(vocabulary: Mapping[str, int], terms: Collection[str]) -> np.nda
 
 _NO_COLUMNS = np.zeros(0, dtype=np.intp)
 _NO_VALUES = np.zeros(0, dtype=np.float64)
+
+
+def _l2(values: np.ndarray) -> np.ndarray:
+    """`values` divided by their Euclidean norm (unchanged when empty)."""
+    return values / np.sqrt(values @ values) if values.size else values
 
 
 def _l2_rows(owners: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
