@@ -127,37 +127,61 @@ class SpamModel:
         return self._probability(self.decision_function(comments))
 
     def score(self, comment: Comment) -> Score:
-        """Return the calibrated spam probability of `comment` and the clues behind it."""
+        """Return the calibrated spam probability of `comment` and the clues behind it (`score_many` of one
+        comment, to rounding, in fewer numpy steps)."""
         doc = self.features.prepare_many([comment])[0]
         columns, values = self.features.row(doc)
         contributions = values * self._coef[columns]
-        decision = float(contributions.sum()) + self._intercept
-        probability = float(self._probability(np.array([decision]))[0])
-        return Score(probability, self._clues(columns, contributions, doc), self.version)
+        probability = float(self._probability(np.array([contributions.sum() + self._intercept]))[0])
+        owners = np.zeros(len(columns), dtype=np.intp)
+        return Score(
+            probability, self._clues(owners, columns, contributions * self.calibration[0], [doc])[0], self.version
+        )
 
     def score_many(self, comments: Sequence[Comment]) -> list[Score]:
-        """Score several comments, each with its clues."""
-        return [self.score(comment) for comment in comments]
+        """Score several comments, each with its clues, in one pass over numpy arrays."""
+        docs = self.features.prepare_many(comments)
+        indptr, columns, values = self.features.rows(docs)
+        contributions = values * self._coef[columns]
+        owners = np.repeat(np.arange(len(docs)), np.diff(indptr))
+        decisions = np.bincount(owners, weights=contributions, minlength=len(docs)) + self._intercept
+        probabilities = self._probability(decisions)
+        clues = self._clues(owners, columns, contributions * self.calibration[0], docs)
+        return [
+            Score(float(probability), doc_clues, self.version)
+            for probability, doc_clues in zip(probabilities, clues, strict=True)
+        ]
 
     def _probability(self, decision: np.ndarray) -> np.ndarray:
         slope, intercept = self.calibration
         return 1.0 / (1.0 + np.exp(-(slope * decision + intercept)))
 
-    def _clues(self, columns: np.ndarray, contributions: np.ndarray, doc: Prepared) -> tuple[Clue, ...]:
-        """The strongest contributions of one comment, in calibrated log-odds, described in words."""
-        weights = contributions * self.calibration[0]
+    def _clues(
+        self, owners: np.ndarray, columns: np.ndarray, weights: np.ndarray, docs: Sequence[Prepared]
+    ) -> list[tuple[Clue, ...]]:
+        """The strongest contributions of each comment, in calibrated log-odds, described in words.
+
+        `owners`, `columns` and `weights` hold every nonzero contribution: the comment it belongs to, its
+        feature column and its weight."""
         is_char = (columns >= self._char_start) & (columns < self._signal_start)
-        candidates = [(float(w), int(c)) for c, w in zip(columns[~is_char], weights[~is_char], strict=True)]
         # Character n-grams are unreadable one by one; together they count as a single clue.
-        char_total = float(weights[is_char].sum())
-        if char_total:
-            candidates.append((char_total, -1))
-        positive = sorted((x for x in candidates if x[0] >= MIN_POSITIVE_WEIGHT), reverse=True)
-        negative = sorted(x for x in candidates if x[0] <= -MIN_NEGATIVE_WEIGHT)
-        single_domain = doc.signals["url_domains"] <= math.log1p(1) + 1e-9
-        chosen = self._distinct(positive, MAX_POSITIVE_CLUES, single_domain)
-        chosen += self._distinct(negative, MAX_NEGATIVE_CLUES, single_domain)
-        return tuple(self._describe(column, weight, doc) for weight, column in chosen)
+        char_totals = np.bincount(owners[is_char], weights=weights[is_char], minlength=len(docs))
+        strong = ~is_char & ((weights >= MIN_POSITIVE_WEIGHT) | (weights <= -MIN_NEGATIVE_WEIGHT))
+        starts = np.searchsorted(owners[strong], np.arange(len(docs) + 1))
+        strong_columns, strong_weights = columns[strong].tolist(), weights[strong].tolist()
+        result = []
+        for i, doc in enumerate(docs):
+            span = slice(starts[i], starts[i + 1])
+            candidates = list(zip(strong_weights[span], strong_columns[span], strict=True))
+            if char_totals[i]:
+                candidates.append((float(char_totals[i]), -1))
+            positive = sorted((x for x in candidates if x[0] >= MIN_POSITIVE_WEIGHT), reverse=True)
+            negative = sorted(x for x in candidates if x[0] <= -MIN_NEGATIVE_WEIGHT)
+            single_domain = doc.signals["url_domains"] <= math.log1p(1) + 1e-9
+            chosen = self._distinct(positive, MAX_POSITIVE_CLUES, single_domain)
+            chosen += self._distinct(negative, MAX_NEGATIVE_CLUES, single_domain)
+            result.append(tuple(self._describe(column, weight, doc) for weight, column in chosen))
+        return result
 
     def _distinct(self, ranked: list[tuple[float, int]], limit: int, single_domain: bool) -> list[tuple[float, int]]:
         """Take up to `limit` clues, skipping ones that would only repeat another in other words."""

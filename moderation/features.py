@@ -14,9 +14,11 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -368,10 +370,15 @@ def prepared_terms(doc: Prepared) -> tuple[str, ...]:
 def prepared_char_ngrams(doc: Prepared, ngram_range: tuple[int, int] = (3, 5)) -> list[str]:
     """Vectorizer analyzer: character n-grams inside word boundaries, padded with a space (as
     scikit-learn's "char_wb"), of a prepared comment's lowercased text."""
+    return char_wb_ngrams(doc.chars.split(), ngram_range)
+
+
+def char_wb_ngrams(words: Iterable[str], ngram_range: tuple[int, int]) -> list[str]:
+    """The character n-grams of each word padded with a space (scikit-learn's "char_wb"), in order."""
     low, high = ngram_range
     grams: list[str] = []
     append = grams.append
-    for word in doc.chars.split():
+    for word in words:
         padded = f" {word} "
         length = len(padded)
         for n in range(low, high + 1):
@@ -488,47 +495,50 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         return self._stack(self.words_.transform(docs), self.chars_.transform(docs), docs)
 
     def row(self, doc: Prepared) -> tuple[np.ndarray, np.ndarray]:
-        """Return (column indices, values) of one prepared comment: the same numbers as
+        """Return (column indices, values) of one prepared comment, columns ascending: the same numbers as
         `transform_prepared([doc])` without building sparse matrices (the single-comment fast path)."""
-        columns: list[int] = []
-        values: list[float] = []
-        self._add_tfidf(self.words_, set(doc.terms), 0, 1.0, columns, values)
-        self._add_tfidf(self.chars_, self.chars_.analyzer(doc), self.n_words_, self.char_weight, columns, values)
+        lookup = self._row_lookup()
+        word_columns, word_values = lookup.word_row(doc.terms)
+        char_columns, char_values = lookup.char_row(doc.chars.split())
+        signals = np.array([doc.signals[name] for name in self.signal_names], dtype=np.float64)
+        signal_columns = np.flatnonzero(signals)
         offset = self.n_words_ + self.n_chars_
-        for position, name in enumerate(self.signal_names):
-            value = doc.signals[name]
-            if value:
-                columns.append(offset + position)
-                values.append(value * self.signal_weight)
-        return np.asarray(columns, dtype=np.intp), np.asarray(values, dtype=np.float64)
+        columns = np.concatenate([word_columns, char_columns, signal_columns + offset])
+        values = np.concatenate([word_values, char_values, signals[signal_columns] * self.signal_weight])
+        return columns, values
 
-    @staticmethod
-    def _add_tfidf(
-        vectorizer: TfidfVectorizer,
-        terms: Iterable[str],
-        offset: int,
-        weight: float,
-        columns: list[int],
-        values: list[float],
-    ) -> None:
-        """Append one l2-normalised TF-IDF row (binary or sublinear TF as the vectorizer says)."""
-        vocabulary = vectorizer.vocabulary_
-        counts: dict[int, int] = {}
-        for term in terms:
-            column = vocabulary.get(term)
-            if column is not None:
-                counts[column] = counts.get(column, 0) + 1
-        if not counts:
-            return
-        idf = vectorizer.idf_
-        row = [
-            (column, idf[column] * (1.0 if vectorizer.binary else 1.0 + math.log(count)))
-            for column, count in counts.items()
-        ]
-        norm = math.sqrt(sum(value * value for _, value in row))
-        for column, value in sorted(row):
-            columns.append(offset + column)
-            values.append(weight * value / norm)
+    def rows(self, docs: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the feature matrix of prepared comments as CSR arrays (indptr, column indices, values),
+        columns ascending within a row: the numbers of `transform_prepared(docs)` (to rounding), counted in
+        C and computed in numpy instead of by scikit-learn's vectorizers, with no matrix objects."""
+        lookup = self._row_lookup()
+        blocks = [lookup.words(docs), lookup.chars(docs)]
+        offset = self.n_words_ + self.n_chars_
+        names = self.signal_names
+        signals = np.array([[doc.signals[name] for name in names] for doc in docs], dtype=np.float64)
+        signals = signals.reshape(len(docs), len(names))
+        signal_docs, signal_columns = np.nonzero(signals)
+        blocks.append((signal_docs, signal_columns + offset, signals[signal_docs, signal_columns] * self.signal_weight))
+        owners = np.concatenate([block[0] for block in blocks])
+        order = np.argsort(owners, kind="stable")  # by comment, each block's columns ascending and in block order
+        indptr = np.zeros(len(docs) + 1, dtype=np.intp)
+        np.cumsum(np.bincount(owners, minlength=len(docs)), out=indptr[1:])
+        columns = np.concatenate([block[1] for block in blocks])[order]
+        values = np.concatenate([block[2] for block in blocks])[order]
+        return indptr, columns, values
+
+    def _row_lookup(self) -> _RowLookup:
+        """The tables `rows` reads, derived from the fitted vectorizers on first use (never pickled)."""
+        lookup: _RowLookup | None = self.__dict__.get("_row_lookup_cache")
+        if lookup is None or lookup.fitted_on is not self.chars_:
+            lookup = _RowLookup(self)
+            self._row_lookup_cache = lookup
+        return lookup
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the fitted state only: the lookup tables of `rows` are derived again after loading."""
+        state = super().__getstate__()
+        return {key: value for key, value in state.items() if key != "_row_lookup_cache"}
 
     def _stack(self, words: sp.spmatrix, chars: sp.spmatrix, docs: Sequence[Prepared]) -> sp.csr_matrix:
         names = self.signal_names
@@ -562,6 +572,116 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         if index < self.n_words_ + self.n_chars_:
             return "char", ""
         return "signal", self.signal_names[index - self.n_words_ - self.n_chars_]
+
+
+# Words whose character n-gram columns one model remembers for `CommentFeatures.row`: vocabularies are
+# Zipfian, so most words of a new comment were seen before and skip their n-grams and look-ups. With the
+# model trained on all corpora an entry takes ~0.32 kB (tracemalloc, 16,384 words of the corpora: 5.2 MB)
+# besides the word itself, and the Python-int vocabularies 3.0 MB.
+ROW_WORD_CACHE = 16_384
+
+
+class _RowLookup:
+    """TF-IDF rows of prepared comments from a fitted word and char vectorizer, counted in C with arithmetic
+    in numpy: the values of `TfidfVectorizer.transform` (l2-normalised rows, binary or sublinear TF).
+    Each block is (comment of each entry, column, value), sorted by comment then column."""
+
+    def __init__(self, features: CommentFeatures) -> None:
+        words, chars = features.words_, features.chars_
+        self.fitted_on = chars
+        # Python ints: numpy turns a sequence of them into an array several times faster than numpy scalars.
+        self.word_vocabulary = {term: int(column) for term, column in words.vocabulary_.items()}
+        self.word_idf = np.asarray(words.idf_, dtype=np.float64)
+        self.word_binary = bool(words.binary)
+        self.char_idf = np.asarray(chars.idf_, dtype=np.float64)
+        self.char_offset = int(features.n_words_)
+        self.char_weight = float(features.char_weight)
+        char_vocabulary = {term: int(column) for term, column in chars.vocabulary_.items()}
+        ngram_range = (int(features.char_ngram_range[0]), int(features.char_ngram_range[1]))
+        self.char_columns_of: Callable[[str], np.ndarray] = lru_cache(maxsize=ROW_WORD_CACHE)(
+            partial(_char_columns, char_vocabulary, ngram_range)
+        )
+
+    def word_row(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One comment's word block, columns ascending (`words` for a single comment, in fewer steps)."""
+        if self.word_binary:
+            columns = _columns_of(self.word_vocabulary, set(terms))
+            columns = np.sort(columns[columns >= 0])
+            return columns, _l2(self.word_idf[columns])
+        counts = Counter(terms)
+        columns = _columns_of(self.word_vocabulary, counts)
+        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+        known = np.flatnonzero(columns >= 0)
+        order = known[np.argsort(columns[known])]
+        return columns[order], _l2(self.word_idf[columns[order]] * tf[order])
+
+    def char_row(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One comment's char block, columns ascending (`chars` for a single comment, in fewer steps)."""
+        if not words:
+            return _NO_COLUMNS, _NO_VALUES
+        columns, counts = np.unique(np.concatenate(list(map(self.char_columns_of, words))), return_counts=True)
+        values = _l2(self.char_idf[columns] * (1.0 + np.log(counts)))
+        return columns + self.char_offset, values * self.char_weight
+
+    def words(self, docs: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The word TF-IDF block: each comment's terms once (binary TF) or counted (sublinear TF)."""
+        per_doc: list[Collection[str]] = [set(doc.terms) if self.word_binary else Counter(doc.terms) for doc in docs]
+        sizes = np.fromiter(map(len, per_doc), dtype=np.intp, count=len(per_doc))
+        terms = list(chain.from_iterable(per_doc))
+        columns = _columns_of(self.word_vocabulary, terms)
+        owners = np.repeat(np.arange(len(docs)), sizes)
+        if self.word_binary:
+            tf = np.ones(len(terms))
+        else:
+            counts = chain.from_iterable(counter.values() for counter in per_doc)  # type: ignore[attr-defined]
+            tf = 1.0 + np.log(np.fromiter(counts, dtype=np.float64, count=len(terms)))
+        known = columns >= 0
+        owners, columns, tf = owners[known], columns[known], tf[known]
+        order = np.lexsort((columns, owners))
+        owners, columns = owners[order], columns[order]
+        return owners, columns, _l2_rows(owners, self.word_idf[columns] * tf[order], len(docs))
+
+    def chars(self, docs: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The char TF-IDF block (sublinear TF), weighted by `char_weight`, columns after the words'."""
+        words = [doc.chars.split() for doc in docs]
+        hits = list(map(self.char_columns_of, chain.from_iterable(words)))
+        if not hits:
+            return _NO_COLUMNS, _NO_COLUMNS, _NO_VALUES
+        word_owners = np.repeat(np.arange(len(docs)), np.fromiter(map(len, words), dtype=np.intp, count=len(docs)))
+        owners = np.repeat(word_owners, np.fromiter(map(len, hits), dtype=np.intp, count=len(hits)))
+        width = len(self.char_idf)
+        keys, counts = np.unique(owners * width + np.concatenate(hits), return_counts=True)
+        owners, columns = np.divmod(keys, width)
+        values = _l2_rows(owners, self.char_idf[columns] * (1.0 + np.log(counts)), len(docs))
+        return owners, columns + self.char_offset, values * self.char_weight
+
+
+def _char_columns(vocabulary: Mapping[str, int], ngram_range: tuple[int, int], word: str) -> np.ndarray:
+    """The vocabulary columns of one word's character n-grams, with repeats, unknown n-grams left out."""
+    columns = _columns_of(vocabulary, char_wb_ngrams((word,), ngram_range))
+    known = columns[columns >= 0]
+    known.flags.writeable = False  # shared by every later comment with this word
+    return known
+
+
+def _columns_of(vocabulary: Mapping[str, int], terms: Collection[str]) -> np.ndarray:
+    """The column of each term in `vocabulary`, -1 for a term it does not hold."""
+    return np.fromiter(map(vocabulary.get, terms, repeat(-1)), dtype=np.intp, count=len(terms))
+
+
+_NO_COLUMNS = np.zeros(0, dtype=np.intp)
+_NO_VALUES = np.zeros(0, dtype=np.float64)
+
+
+def _l2(values: np.ndarray) -> np.ndarray:
+    """`values` divided by their Euclidean norm (unchanged when empty)."""
+    return values / np.sqrt(values @ values) if values.size else values
+
+
+def _l2_rows(owners: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
+    """`values` divided by the Euclidean norm of their row (`owners` says which row each value is in)."""
+    norms = np.sqrt(np.bincount(owners, weights=values * values, minlength=n_rows))
+    return values / norms[owners]
 
 
 def refuse_unknown_signals(names: Sequence[str], retrain_command: str) -> None:

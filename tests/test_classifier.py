@@ -76,11 +76,26 @@ def test_clue_weights_add_up_to_the_score(model):
 
 
 def test_score_matches_batch_probabilities(model, tiny_corpus):
-    """The single-comment fast path and the batch path give the same probabilities."""
+    """Scores with clues match scikit-learn's batch transform (`predict_proba`) to 1e-9."""
     comments = [example.comment for example in tiny_corpus]
     batch = model.predict_proba(comments)
     single = [score.probability for score in model.score_many(comments)]
     np.testing.assert_allclose(single, batch, rtol=1e-9)
+
+
+def test_batch_scores_equal_single_scores_clues_included(model, tiny_corpus):
+    """`score_many` gives each comment what `score` gives it alone (to rounding), clues included, also
+    for comments with no known term (an empty row between others)."""
+    comments = [example.comment for example in tiny_corpus]
+    comments[3:3] = [Comment("zzqx"), Comment("")]
+    batch = model.score_many(comments)
+    single = [model.score(comment) for comment in comments]
+    np.testing.assert_allclose([s.probability for s in batch], [s.probability for s in single], rtol=1e-12)
+    for one, alone in zip(batch, single, strict=True):
+        assert [(c.feature, c.text) for c in one.clues] == [(c.feature, c.text) for c in alone.clues]
+        np.testing.assert_allclose([c.weight for c in one.clues], [c.weight for c in alone.clues], rtol=1e-12)
+    assert sum(len(score.clues) for score in batch) > len(comments)
+    assert model.score_many([]) == []
 
 
 @pytest.mark.parametrize("dump", ["pickle", "joblib"])

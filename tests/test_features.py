@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 import pickle
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from tiny_corpus import TINY_CORPUS
 
 from moderation.comment import Comment
 from moderation.errors import ModelIntegrityError
@@ -207,16 +210,71 @@ def test_fit_twice_gives_same_result(tiny_corpus):
 
 
 def test_fit_transform_matches_transform_and_row(tiny_corpus):
-    """fit_transform, transform and the single-row fast path give the same numbers."""
+    """fit_transform, transform, the batch fast path and the single-row fast path give the same numbers."""
     comments = _comments(tiny_corpus)
     features = build_features(word_min_df=1, char_min_df=1)
     fitted = features.fit_transform(comments).toarray()
     np.testing.assert_allclose(fitted, features.transform(comments).toarray())
-    for i, doc in enumerate(features.prepare_many(comments)):
-        columns, values = features.row(doc)
-        dense = np.zeros(features.n_features_out_)
-        dense[columns] = values
-        np.testing.assert_allclose(dense, fitted[i], atol=1e-12)
+    docs = features.prepare_many([Comment(""), *comments])
+    indptr, columns, values = features.rows(docs)
+    fast = sp.csr_matrix((values, columns, indptr), shape=(len(docs), features.n_features_out_))
+    assert fast.has_sorted_indices
+    np.testing.assert_allclose(
+        fast.toarray(), np.vstack([features.transform_prepared(docs[:1]).toarray(), fitted]), atol=1e-15
+    )
+    for i, doc in enumerate(docs[1:]):
+        assert_row_matches(features, doc, fitted[i])
+
+
+def assert_row_matches(features, doc, expected=None):
+    """`features.row(doc)` holds exactly the nonzero columns of the batch row, ascending, with its values."""
+    if expected is None:
+        expected = features.transform_prepared([doc]).toarray()[0]
+    columns, values = features.row(doc)
+    np.testing.assert_array_equal(columns, np.flatnonzero(expected))
+    np.testing.assert_allclose(values, expected[columns], rtol=1e-12, atol=1e-15)
+
+
+# Odd texts for the fast path: repeats (counts above 1), case, look-alikes, emoji, markup, long words.
+_odd_text = st.lists(
+    st.sampled_from(
+        ["spam", "SPAM", "subscribe", "my", "channel", "ok", "a", "😀", "ѕрам", "<b>x</b>", "http://bit.ly/a"]
+    )
+    | st.text(max_size=30),
+    max_size=40,
+).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(content=_odd_text, author=st.text(max_size=40))
+def test_row_matches_transform_on_odd_texts(content, author):
+    """On arbitrary text and authors the single-row fast path equals `transform_prepared`, with binary
+    and counted word terms alike, and again when the same words come back from its cache."""
+    for features in _fitted_for_rows():
+        doc = prepare(Comment(content, author_name=author))
+        assert_row_matches(features, doc)
+        assert_row_matches(features, doc)
+
+
+@cache
+def _fitted_for_rows() -> tuple[CommentFeatures, ...]:
+    """Transformers fitted once for the property test: binary word TF (the default) and counted word TF."""
+    comments = _comments(TINY_CORPUS)
+    return tuple(build_features(word_min_df=1, char_min_df=1, word_binary=b).fit(comments) for b in (True, False))
+
+
+def test_row_follows_a_refit_and_its_tables_stay_out_of_pickles(tiny_corpus):
+    """After a refit on other comments the fast path uses the new vocabulary, and a pickle carries no
+    tables derived for it (they are rebuilt after loading)."""
+    comments = _comments(tiny_corpus)
+    features = build_features(word_min_df=1, char_min_df=1).fit(comments[:6])
+    doc = features.prepare_many(comments[-1:])[0]
+    features.row(doc)
+    features.fit(comments[6:])
+    assert_row_matches(features, doc)
+    payload = pickle.dumps(features)
+    assert b"_row_lookup" not in payload
+    assert_row_matches(pickle.loads(payload), doc)
 
 
 def test_clone_gives_unfitted_copy_with_same_params(tiny_corpus):
