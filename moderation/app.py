@@ -104,10 +104,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _checkpoint_when_due(response: Response) -> Response:
-    """Checkpoint SQLite's WAL after this response is sent, when enough commits have piled up (db.WalCheckpoints)."""
+    """Checkpoint SQLite's WAL on its own thread when enough commits have piled up (db.WalCheckpoints)."""
     checkpoints = current_app.extensions["moderation"].checkpoints
     if checkpoints.due():
-        response.call_on_close(checkpoints.run)
+        checkpoints.start()
     return response
 
 

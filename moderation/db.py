@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -174,14 +175,16 @@ class WalCheckpoints:
     its audit event and their indexes), 10-30 ms on our loaded 2-core machine against 0.25 ms for a
     plain commit (p97/p99 of a commit-latency experiment). This counts the process's commits on the
     engine and says when a checkpoint is `due`, well before SQLite's own threshold
-    (SQLITE_WAL_AUTOCHECKPOINT_PAGES, the safety net for every other process); the app `run`s it
-    after the answer has been sent. Passive: writers are never blocked. Other databases: never due.
+    (SQLITE_WAL_AUTOCHECKPOINT_PAGES, the safety net for every other process); the app has it `start`ed
+    on a thread of its own. Passive: writers are never blocked. Other databases: never due.
     """
 
     def __init__(self, engine: Engine, every_commits: int = WAL_CHECKPOINT_EVERY_COMMITS) -> None:
         self.engine = engine
         self.every_commits = every_commits if engine.dialect.name == "sqlite" else 0
         self._commits = 0
+        self._wanted = threading.Event()
+        self._thread: threading.Thread | None = None
         if self.every_commits:
             event.listen(engine, "commit", self._count)
 
@@ -198,6 +201,25 @@ class WalCheckpoints:
             return False
         self._commits = 0
         return True
+
+    def start(self) -> None:
+        """Run a checkpoint on this process's checkpoint thread (started on first use) and return at once.
+
+        A checkpoint is mostly waiting on its two fsyncs, with the GIL released: 33 ms of wall time but
+        3.7 ms of CPU after 100 checks (medians of 12, this machine). Run inline after a response, that
+        wait kept the worker from its next request; on a thread it overlaps the requests that follow.
+        A request while one runs is merged into the next one.
+        """
+        self._wanted.set()
+        if self._thread is None or not self._thread.is_alive():  # also after a fork: threads do not survive it
+            self._thread = threading.Thread(target=self._serve, name="wal-checkpoints", daemon=True)
+            self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            self.run()
 
     def run(self) -> None:
         """A passive checkpoint; a failure is logged, never raised (the next one, or SQLite's own, catches up)."""
