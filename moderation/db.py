@@ -39,8 +39,8 @@ PING_AFTER_IDLE_SECONDS = 1.0
 # SQLite checkpoints inside a commit once the WAL holds this many pages (its default is 1000); the
 # service checkpoints between requests long before (WalCheckpoints), so this only catches stragglers.
 SQLITE_WAL_AUTOCHECKPOINT_PAGES = 4000
-# A worker checkpoints after this many of its commits: with 2 workers ~50 checks, ~750 WAL pages apart,
-# about as often as SQLite's default of 1000 pages would, and well under the threshold above.
+# A worker checkpoints after this many of its commits: with 2 workers ~50 checks, ~550 WAL pages apart
+# (11 pages per check since migration 0003, 18 before), and well under the threshold above.
 WAL_CHECKPOINT_EVERY_COMMITS = 100
 # pg_advisory_xact_lock key serialising migrations (any constant unique to this application).
 MIGRATION_LOCK_KEY = 0x6D6F6465
@@ -171,7 +171,7 @@ class WalCheckpoints:
     """Checkpoints of a SQLite database's WAL, run between requests rather than inside a commit.
 
     SQLite checkpoints (copies the WAL back into the database, with two fsyncs) in whichever commit
-    finds the WAL over its threshold: about one API check in 66 (a check writes ~15 pages: its row,
+    finds the WAL over its threshold: about one API check in 90 (a check writes ~11 pages: its row,
     its audit event and their indexes), 10-30 ms on our loaded 2-core machine against 0.25 ms for a
     plain commit (p97/p99 of a commit-latency experiment). This counts the process's commits on the
     engine and says when a checkpoint is `due`, well before SQLite's own threshold
