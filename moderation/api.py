@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -408,16 +408,20 @@ def prometheus() -> Response:
 # --- wiring --------------------------------------------------------------------------------------------
 
 
-def _start_timer() -> None:
-    g.started = time.perf_counter()
+class TimedRequest(Request):
+    """Flask's request, stamped with the time it was created: the start of the latency metric.
+
+    Stamping here rather than in a before_request hook spares every request a hook call and a `g` write.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.started = time.perf_counter()
+        super().__init__(*args, **kwargs)
 
 
 def _record_metrics(response: Response) -> Response:
-    started = g.get("started")
-    if started is not None:
-        metrics.observe(
-            request.endpoint or "unmatched", request.method, response.status_code, time.perf_counter() - started
-        )
+    seconds = time.perf_counter() - request.started  # type: ignore[attr-defined]  # a TimedRequest
+    metrics.observe(request.endpoint or "unmatched", request.method, response.status_code, seconds)
     return response
 
 
@@ -468,10 +472,10 @@ def _ip_of_caller() -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register the API and ops blueprints, JSON error handlers, metrics timing and rate limits."""
+    """Register the API and ops blueprints, JSON error handlers, metrics timing (TimedRequest) and rate limits."""
     app.register_blueprint(bp)
     app.register_blueprint(ops)
-    app.before_request(_start_timer)
+    app.request_class = TimedRequest
     app.after_request(_record_metrics)
     app.register_error_handler(ApiError, _handle_api_error)
     app.register_error_handler(HTTPException, _handle_http)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from sqlalchemy import JSON, Dialect, Engine, String, Table, bindparam, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -65,30 +65,35 @@ def site_settings(site: Site) -> SiteSettings:
         return SiteSettings()
 
 
+class CheckOptions(TypedDict, total=False):
+    """How a comment came in, for `check_comment` and `check_and_store` (each key optional).
+
+    source: "api" (the default) or "akismet". extra: other request fields; its "honeypot" value feeds
+    the honeypot rule and is stored only as a flag. is_test: never used for training. anonymize_ip:
+    store the IP address without its host part.
+    """
+
+    source: str
+    extra: dict[str, Any] | None
+    is_test: bool
+    anonymize_ip: bool
+
+
 def check_comment(
-    session: Session,
-    site: Site,
-    comment: Comment,
-    *,
-    model: Any | None,
-    source: str = "api",
-    extra: dict[str, Any] | None = None,
-    is_test: bool = False,
-    anonymize_ip: bool = False,
+    session: Session, site: Site, comment: Comment, *, model: Any | None, **options: Unpack[CheckOptions]
 ) -> tuple[CommentRecord, Verdict]:
     """Decide on `comment` for `site`, store record + audit event and commit; returns both.
 
-    `model` is a SpamModel or None (hold everything). `extra` holds other request fields; its
-    "honeypot" value feeds the honeypot rule and is stored only as a flag. Database failure → StoreError.
+    `model` is a SpamModel or None (hold everything). Database failure → StoreError.
     """
-    prepared = _prepare(comment, extra, anonymize_ip)
+    prepared = _prepare(comment, **options)
     settings = site_settings(site)
     try:
         connection = session.connection()
         hits = history_hits(
             connection, site.id, prepared.comment, settings, content_hash=prepared.content_hash, now=prepared.now
         )
-        values, verdict = _decide(site.id, settings, prepared, hits, model, source, is_test)
+        values, verdict = _decide(site.id, settings, prepared, hits, model)
         comment_id: int = connection.execute(_INSERT_COMMENT, values).scalar_one()
         connection.execute(_INSERT_AUDIT, _audit_event(comment_id, values, verdict))
         # The record is attached as an already-persistent object, so callers can label it and lazy-load labels.
@@ -109,17 +114,14 @@ def check_and_store(
     comment: Comment,
     *,
     model: Any | None,
-    source: str = "api",
-    extra: dict[str, Any] | None = None,
-    is_test: bool = False,
-    anonymize_ip: bool = False,
+    **options: Unpack[CheckOptions],
 ) -> StoredCheck:
     """`check_comment` for the JSON API: a connection from `engine`, the site's already validated policy.
 
     Returns once the comment and its audit event are committed. Database failure → StoreError.
     """
     statements = _statements(engine.dialect)
-    prepared = _prepare(comment, extra, anonymize_ip)
+    prepared = _prepare(comment, **options)
     history = statements.history(prepared.comment)
     with driver_connection(engine) as connection, _autocommit(engine, connection, on=statements.store_both is not None):
         cursor = connection.cursor()
@@ -129,7 +131,7 @@ def check_and_store(
             )
             counts = tuple(history.execute(cursor, parameters).fetchone())
             hits = history_rule_hits(counts, settings)
-            values, verdict = _decide(site_id, settings, prepared, hits, model, source, is_test)
+            values, verdict = _decide(site_id, settings, prepared, hits, model)
             if statements.store_both is not None:
                 audit = _audit_event(0, values, verdict)
                 both = {**values, "actor": audit["actor"], "detail": audit["detail"]}
@@ -153,9 +155,18 @@ class _Prepared:
     honeypot: str
     content_hash: str
     now: datetime
+    source: str
+    is_test: bool
 
 
-def _prepare(comment: Comment, extra: dict[str, Any] | None, anonymize_ip: bool) -> _Prepared:
+def _prepare(
+    comment: Comment,
+    *,
+    source: str = "api",
+    extra: dict[str, Any] | None = None,
+    is_test: bool = False,
+    anonymize_ip: bool = False,
+) -> _Prepared:
     extra = dict(extra or {})
     honeypot = str(extra.pop("honeypot", "") or "")
     if honeypot:
@@ -165,7 +176,7 @@ def _prepare(comment: Comment, extra: dict[str, Any] | None, anonymize_ip: bool)
         comment = replace(comment, author_email=email)
     if anonymize_ip and comment.user_ip:
         comment = replace(comment, user_ip=anonymize(comment.user_ip))
-    return _Prepared(comment, extra, honeypot, fingerprint(comment.content), datetime.now(UTC))
+    return _Prepared(comment, extra, honeypot, fingerprint(comment.content), datetime.now(UTC), source, is_test)
 
 
 def _decide(
@@ -174,8 +185,6 @@ def _decide(
     prepared: _Prepared,
     history: list[RuleHit],
     model: Any | None,
-    source: str,
-    is_test: bool,
 ) -> tuple[dict[str, Any], Verdict]:
     """Rules, model and policy: the column values of the comment row to store, and the verdict."""
     comment, now = prepared.comment, prepared.now
@@ -192,7 +201,7 @@ def _decide(
     values = dict(
         site_id=site_id,
         created_at=now,
-        source=source,
+        source=prepared.source,
         content=comment.content,
         content_hash=prepared.content_hash,
         author_name=comment.author_name,
@@ -207,7 +216,7 @@ def _decide(
         rendered_at=comment.rendered_at,
         submitted_at=comment.submitted_at,
         extra=prepared.extra,
-        is_test=is_test,
+        is_test=prepared.is_test,
         decision=verdict.decision.value,
         score=verdict.score if score is not None else None,
         reasons=list(verdict.reasons),

@@ -85,15 +85,15 @@ class CommentRecord(Base):
     __tablename__ = "comments"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     source: Mapped[str] = mapped_column(String(20), default="api")  # api | akismet
     content: Mapped[str] = mapped_column(Text)
-    content_hash: Mapped[str] = mapped_column(String(64), index=True)  # of the normalised text
+    content_hash: Mapped[str] = mapped_column(String(64))  # of the normalised text
     author_name: Mapped[str] = mapped_column(String(500), default="")
-    author_email: Mapped[str] = mapped_column(String(500), default="", index=True)
+    author_email: Mapped[str] = mapped_column(String(500), default="")
     author_url: Mapped[str] = mapped_column(String(2000), default="")
-    user_ip: Mapped[str] = mapped_column(String(64), default="", index=True)
+    user_ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     referrer: Mapped[str] = mapped_column(String(2000), default="")
     permalink: Mapped[str] = mapped_column(String(2000), default="")
@@ -118,7 +118,8 @@ class CommentRecord(Base):
     labels: Mapped[list[LabelRecord]] = relationship(back_populates="comment", order_by="LabelRecord.id")
 
     # The review queue lists by status; the rules look up recent comments by IP (flood), by normalised
-    # text (duplicates) and by email (trusted commenters), always within one site.
+    # text (duplicates) and by email (trusted commenters), always within one site. Every index is written
+    # on every check: keep none that no query needs (migration 0003 dropped four single-column ones).
     __table_args__ = (
         Index("ix_comments_site_status_created", "site_id", "status", "created_at"),
         Index("ix_comments_site_ip_created", "site_id", "user_ip", "created_at"),
@@ -148,10 +149,10 @@ class AuditEvent(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(50))
-    site_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    site_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     comment_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

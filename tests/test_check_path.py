@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -164,6 +166,19 @@ def test_wal_checkpoints_are_due_every_n_commits_and_empty_the_log(tmp_path):
     with engine.connect() as connection:
         busy, frames, copied = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
     assert busy == 0 and frames == copied
+    engine.dispose()
+
+
+def test_wal_checkpoints_start_runs_on_a_thread_of_their_own(tmp_path, monkeypatch):
+    """`start` returns at once and the checkpoint runs on the checkpoint thread, again on every later start."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    checkpoints = db.WalCheckpoints(engine)
+    ran: queue.Queue[str] = queue.Queue()
+    monkeypatch.setattr(checkpoints, "run", lambda: ran.put(threading.current_thread().name))
+    checkpoints.start()
+    assert ran.get(timeout=30) == "wal-checkpoints"
+    checkpoints.start()
+    assert ran.get(timeout=30) == "wal-checkpoints"
     engine.dispose()
 
 
