@@ -76,6 +76,9 @@ def test_sigkilled_worker_loses_no_acknowledged_comment(db_url, tmp_path, model_
             try:
                 for _ in range(2):
                     assert acknowledged_reach(len(acknowledged) + 10)  # served before (and since) the last kill
+                    # The other worker answers while the master reaps and replaces the killed one: wait for
+                    # two workers that were never killed, or the victim may be the pid already gone.
+                    assert wait_for(lambda: len(server.workers()) == 2 and not set(server.workers()) & set(killed), 30)
                     victim = server.workers()[0]
                     os.kill(victim, signal.SIGKILL)
                     killed.append(victim)
