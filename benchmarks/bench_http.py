@@ -78,17 +78,17 @@ def measured(parent: int, run) -> dict[str, float]:  # type: ignore[no-untyped-d
     return result
 
 
-def bodies(count: int = 64) -> list[str]:
-    """Varied check bodies: different texts, authors and IPs (so flood and duplicate rules stay quiet)."""
+def bodies(count: int = 64, first: int = 0) -> list[str]:
+    """Varied check bodies numbered from `first`: different texts, authors and IPs (flood and duplicate rules quiet)."""
     out = []
-    for i in range(count):
+    for i in range(first, first + count):
         out.append(
             json.dumps(
                 {
                     "content": f"{COMMENTS[i % len(COMMENTS)]} ({i})",
                     "author_name": f"reader {i}",
                     "author_email": f"reader{i}@example.org",
-                    "user_ip": f"198.51.{i // 250}.{i % 250 + 1}",
+                    "user_ip": f"198.51.{i // 250 % 250}.{i % 250 + 1}",
                     "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
                     "permalink": "https://blog.example/post/1",
                 }

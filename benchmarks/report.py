@@ -304,7 +304,7 @@ def _http_lines(http: dict[str, Any], out_dir: Path, chart: str) -> list[str]:
     if "skipped" in http:
         return [*lines, f"Skipped: {http['skipped']}.", ""]
     lines += [
-        f"`moderation serve` (gunicorn, {http['workers']} sync workers, {http['database']} database, rate limit off,",
+        f"`moderation serve` (gunicorn, {_workers(http)}, {http['database']} database, rate limit off,",
         f"model `{http.get('model')}` loaded in every worker before measuring),",
         f"closed loop with wrk for {http['seconds']:.0f} s per level. Every check is a different comment (so the",
         "duplicate and flood rules stay quiet) and runs the whole path: authentication, rules, model, policy, and",
@@ -338,6 +338,15 @@ def _http_lines(http: dict[str, Any], out_dir: Path, chart: str) -> list[str]:
         ],
         rows,
     )
+    paced = http.get("open_loop")
+    if paced:
+        lines += [
+            "",
+            f"At a fixed {paced['rate']:.0f} checks/s offered by {paced['clients']} concurrent clients (open loop, "
+            f"{http['seconds']:.0f} s, latency counted from each request's scheduled time): "
+            f"{paced['rps']:,.0f} checks/s served, p50 {paced['p50_ms']:.2f} ms, p90 {paced['p90_ms']:.2f} ms, "
+            f"**p99 {paced['p99_ms']:.2f} ms**, {int(paced['non_2xx'])} errors.",
+        ]
     memory = http.get("memory", {})
     if memory:
         rss = [m.get("rss_mb", float("nan")) for m in memory.values()]
@@ -351,6 +360,14 @@ def _http_lines(http: dict[str, Any], out_dir: Path, chart: str) -> list[str]:
     _plot_http(http, out_dir / chart)
     lines += ["", f"![HTTP throughput and latency, {http['database']}](benchmarks/{chart})", ""]
     return lines
+
+
+def _workers(http: dict[str, Any]) -> str:
+    """"2 sync workers" or "2 workers × 4 threads (gthread)", from an HTTP run's figures."""
+    threads = http.get("threads") or 1
+    if threads == 1:
+        return f"{http['workers']} sync workers"
+    return f"{http['workers']} workers × {threads} threads (gthread)"
 
 
 def _profile_lines(sp: dict[str, Any]) -> list[str]:
@@ -540,16 +557,28 @@ def _headlines(results: dict[str, Any]) -> list[str]:
             f"model is about {lat['mean_ms'] / req['check_ms']:.0%} of a check; the rest is the web framework, "
             f"SQLAlchemy and SQLite (see *Where the time goes*)."
         )
-        http = speed.get("http", {})
-        if http.get("levels"):
-            top = max(http["levels"], key=lambda lv: lv["check"]["rps"])
-            out.append(
-                f"- **HTTP**: {top['check']['rps']:,.0f} checks/s at best ({top['connections']} "
-                f"connection{'s' if top['connections'] > 1 else ''}, "
-                f"{http['workers']} gunicorn workers, SQLite), against {top['healthz']['rps']:,.0f} req/s for "
-                f"`/healthz`."
-            )
+        for key in ("http", "http_postgres"):
+            http = speed.get(key, {})
+            if http.get("levels"):
+                out.append(_http_headline(http))
     return ["## Headlines", "", *out, ""] if out else []
+
+
+def _http_headline(http: dict[str, Any]) -> str:
+    """Best throughput, the concurrency-8 closed loop and the fixed-rate open loop of one HTTP run."""
+    top = max(http["levels"], key=lambda lv: lv["check"]["rps"])
+    text = (
+        f"- **HTTP, {http['database']}** ({_workers(http)}): {top['check']['rps']:,.0f} checks/s at best "
+        f"({top['connections']} connection{'s' if top['connections'] > 1 else ''}), against "
+        f"{top['healthz']['rps']:,.0f} req/s for `/healthz`"
+    )
+    eight = next((lv for lv in http["levels"] if lv["connections"] == 8), None)
+    if eight:
+        text += f"; at 8 connections {eight['check']['rps']:,.0f} checks/s, p99 {eight['check']['p99_ms']:.1f} ms"
+    paced = http.get("open_loop")
+    if paced:
+        text += f"; {paced['rate']:.0f} checks/s offered by {paced['clients']} clients: p99 {paced['p99_ms']:.1f} ms"
+    return text + "."
 
 
 def write(results: dict[str, Any], runs: Sequence[SplitRuns], out_dir: Path, report_path: Path) -> Path:

@@ -276,6 +276,25 @@ def _run_wrk(url: str, seconds: float, connections: int, script: Path | None) ->
     return parse_wrk(output)
 
 
+# The issue's operating point: 400 checks/s offered by 8 concurrent clients.
+OPEN_LOOP_RATE = 400.0
+OPEN_LOOP_CLIENTS = 8
+
+
+def _open_loop(check_url: str, key: str, seconds: float) -> dict[str, Any]:
+    """Checks sent at OPEN_LOOP_RATE from OPEN_LOOP_CLIENTS threads, latency from each one's scheduled time.
+
+    A closed loop at concurrency c measures latency at whatever rate the server sustains (c / throughput
+    on average); this measures it at the target rate, and a stall counts against us (no coordinated omission).
+    """
+    from .bench_http import bodies, run_open_loop
+
+    count = int(OPEN_LOOP_RATE * seconds) + OPEN_LOOP_CLIENTS
+    payloads = bodies(count, first=10_000_000)  # numbered apart from the wrk script's comments: no duplicates
+    result = run_open_loop(check_url, int(seconds), OPEN_LOOP_RATE, OPEN_LOOP_CLIENTS, key, payloads)
+    return {**result, "rate": OPEN_LOOP_RATE, "clients": OPEN_LOOP_CLIENTS}
+
+
 def http_load(
     model_dir: Path,
     levels: Sequence[int],
@@ -325,6 +344,9 @@ def http_load(
                 healthz = _run_wrk(f"{server.base}/healthz", seconds, level, None)
                 check = _run_wrk(check_url, seconds, level, script)
                 results["levels"].append({"connections": level, "healthz": healthz, "check": check})
+            results["open_loop"] = _open_loop(check_url, key, seconds)
+            threads = re.search(r"(\d+) thread\(s\) each", server.log())
+            results["threads"] = int(threads.group(1)) if threads else None
             results["memory"] = {str(pid): _memory_mb(pid) for pid in server.workers()}
             results["master_memory"] = _memory_mb(server.process.pid)
     finally:

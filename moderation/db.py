@@ -159,12 +159,15 @@ def sqlite_write_lock(engine: Engine) -> Iterator[None]:
     if path is None:
         yield
         return
-    descriptor = _lock_descriptor(path)
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
+    # flock belongs to the open file, which the process's threads share: a second thread's LOCK_EX would
+    # succeed at once. The threads take turns on a thread lock first (gthread workers, MODERATION_THREADS).
+    descriptor, in_process = _lock_descriptor(path)
+    with in_process:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
 class WalCheckpoints:
@@ -241,16 +244,21 @@ def _write_lock_path(dialect: str, database: str) -> str | None:
     return str(Path(database).resolve()) + ".write.lock"
 
 
-_lock_descriptors: dict[tuple[int, str], int] = {}
+_lock_descriptors: dict[tuple[int, str], tuple[int, threading.Lock]] = {}
+_lock_descriptors_guard = threading.Lock()
 
 
-def _lock_descriptor(path: str) -> int:
-    """A file descriptor of `path` opened once per process (a forked worker opens its own: flock is per open)."""
+def _lock_descriptor(path: str) -> tuple[int, threading.Lock]:
+    """A file descriptor of `path` opened once per process (a forked worker opens its own: flock is per open),
+    and the lock its threads take turns on."""
     key = (os.getpid(), path)
-    descriptor = _lock_descriptors.get(key)
-    if descriptor is None:
-        descriptor = _lock_descriptors[key] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    return descriptor
+    found = _lock_descriptors.get(key)
+    if found is None:
+        with _lock_descriptors_guard:
+            found = _lock_descriptors.get(key)
+            if found is None:
+                found = _lock_descriptors[key] = (os.open(path, os.O_RDWR | os.O_CREAT, 0o600), threading.Lock())
+    return found
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -48,6 +48,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RATELIMIT_CHECK", "120/minute", "Comment-check rate limit, per API key and per client IP; empty: off."),
     Setting("MODEL_RELOAD_SECONDS", 10, "How often a worker looks for a newly promoted model.", int),
     Setting("WORKERS", 2, "Gunicorn worker processes started by `moderation serve`.", int),
+    Setting(
+        "THREADS",
+        0,
+        "Threads per worker. 0 picks by database: 4 on PostgreSQL (a check waits for its commit to reach "
+        "disk; other threads work meanwhile), 1 on SQLite (writes take turns anyway).",
+        int,
+    ),
     Setting("TRAIN_ON_START", True, "Train a model on first `moderation serve` when MODEL_DIR has none.", bool),
     Setting("RETRAIN_KEEP_MODELS", 5, "Model artifacts `moderation retrain` keeps (the champion always stays).", int),
     Setting(

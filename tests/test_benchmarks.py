@@ -106,3 +106,26 @@ def test_run_refuses_a_folder_without_corpora(tmp_path, capsys):
     assert stopped.value.code == 2
     assert "expected the public corpora" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_http_report_names_threads_and_the_open_loop(tmp_path):
+    """The HTTP headline and section say how many threads served and the latency at the fixed rate."""
+    from benchmarks import report
+
+    level = {"rps": 500.0, "p50_ms": 5.0, "p99_ms": 9.0, "non_2xx": 0.0, "socket_errors": 0.0}
+    http = {
+        "workers": 2,
+        "threads": 4,
+        "seconds": 10,
+        "database": "PostgreSQL",
+        "levels": [{"connections": 8, "healthz": {**level, "rps": 5000.0}, "check": level}],
+        "open_loop": {"rate": 400.0, "clients": 8, "rps": 399.0, "p50_ms": 2.0, "p90_ms": 3.0, "p99_ms": 7.5},
+    }
+    http["open_loop"]["non_2xx"] = 0
+    headline = report._http_headline(http)
+    assert "2 workers × 4 threads (gthread)" in headline
+    assert "at 8 connections 500 checks/s, p99 9.0 ms" in headline
+    assert "400 checks/s offered by 8 clients: p99 7.5 ms" in headline
+    section = "\n".join(report._http_lines(http, tmp_path, "http.png"))
+    assert "**p99 7.50 ms**" in section
+    assert report._workers({**http, "threads": 1}) == "2 sync workers"

@@ -148,6 +148,26 @@ def test_sqlite_write_lock_is_exclusive_across_open_files(tmp_path):
         engine.dispose()
 
 
+def test_sqlite_write_lock_makes_threads_of_one_process_take_turns(tmp_path):
+    """flock is shared by a process's threads, so a second thread must still wait for the first to leave."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    entered = threading.Event()
+
+    def second_writer() -> None:
+        with db.sqlite_write_lock(engine):
+            entered.set()
+
+    try:
+        with db.sqlite_write_lock(engine):
+            thread = threading.Thread(target=second_writer)
+            thread.start()
+            assert not entered.wait(0.3), "a second thread took the write lock while the first held it"
+        thread.join(timeout=10)
+        assert entered.is_set()
+    finally:
+        engine.dispose()
+
+
 def test_wal_checkpoints_are_due_every_n_commits_and_empty_the_log(tmp_path):
     """Commits on the engine and noted raw commits both count; a due checkpoint copies the whole WAL back."""
     engine = db.make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")

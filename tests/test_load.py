@@ -3,7 +3,8 @@
 Eight client threads mix JSON checks, status reads, feedback and Akismet comment-checks, every comment
 with fresh random words (so unbounded caches or leaks per distinct input would show), for
 MODERATION_LOAD_SECONDS (default 40) after a warm-up. Worker RSS is sampled every half second; the
-mean of the last third must not exceed the mean of the first third by more than 10 % + 8 MiB.
+mean of the last third must not exceed the mean of the first third by more than 10 % + 8 MiB. Run with
+sync workers and with threaded (gthread) workers on SQLite, and with PostgreSQL's default of threads.
 """
 
 from __future__ import annotations
@@ -42,8 +43,16 @@ def _text(rng: random.Random) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_sustained_load_has_zero_errors_and_flat_memory(db_url, tmp_path, model_dir):
+@pytest.mark.parametrize(
+    ("db_url", "threads", "expected_threads"),
+    [
+        pytest.param("sqlite", "0", 1, id="sqlite-sync"),
+        pytest.param("sqlite", "4", 4, id="sqlite-4-threads"),
+        pytest.param("postgres", "0", 4, id="postgres-default-threads", marks=pytest.mark.postgres),
+    ],
+    indirect=["db_url"],
+)
+def test_sustained_load_has_zero_errors_and_flat_memory(db_url, threads, expected_threads, tmp_path, model_dir):
     """Mixed API and Akismet traffic for LOAD_SECONDS: every answer 2xx, worker RSS flat first vs last third."""
     engine = db.make_engine(db_url)
     db.upgrade(engine)
@@ -57,7 +66,9 @@ def test_sustained_load_has_zero_errors_and_flat_memory(db_url, tmp_path, model_
     stop = threading.Event()
     measuring = threading.Event()
 
-    with serve(service_env(tmp_path, db_url, model_dir), tmp_path / "server.log", workers=2) as server:
+    env = service_env(tmp_path, db_url, model_dir, THREADS=threads)
+    with serve(env, tmp_path / "server.log", workers=2) as server:
+        assert f"2 workers, {expected_threads} thread(s) each" in server.log()
         workers = server.workers()
 
         def client_loop(seed: int) -> None:

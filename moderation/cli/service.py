@@ -22,7 +22,8 @@ def _session() -> Iterator[Session]:
 
     try:
         values = settings.load()
-        engine = db.make_engine(settings.database_url(values))
+        database_url = settings.database_url(values)
+        engine = db.make_engine(database_url)
         db.upgrade(engine)
     except ModerationError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -39,16 +40,18 @@ def _session() -> Iterator[Session]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [MODERATION_WORKERS].")
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Threads per worker [MODERATION_THREADS].")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log each request to stdout.")
-def serve(host: str, port: int, workers: int | None, access_log: bool) -> None:
+def serve(host: str, port: int, workers: int | None, threads: int | None, access_log: bool) -> None:
     """Run the service with gunicorn: migrate the database, train a model if there is none, serve."""
     from .. import db, settings
     from ..app import load_settings
-    from ..serving import ensure_model, prometheus_dir, run_gunicorn
+    from ..serving import default_threads, ensure_model, prometheus_dir, run_gunicorn
 
     try:
         values = load_settings()
-        engine = db.make_engine(settings.database_url(values))
+        database_url = settings.database_url(values)
+        engine = db.make_engine(database_url)
         db.upgrade(engine)
         engine.dispose()
         if values["TRAIN_ON_START"]:
@@ -58,8 +61,11 @@ def serve(host: str, port: int, workers: int | None, access_log: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prometheus_dir(Path(values["INSTANCE_PATH"])))
     count = workers or values["WORKERS"]
-    click.echo(f"serving on http://{host}:{port} with {count} workers")
-    run_gunicorn(host, port, count, extra=None if access_log else {"accesslog": None})
+    per_worker = threads or values["THREADS"] or default_threads(database_url)
+    if per_worker < 1:
+        raise click.ClickException(f"MODERATION_THREADS: expected 0 or a positive number, found {per_worker}")
+    click.echo(f"serving on http://{host}:{port} with {count} workers, {per_worker} thread(s) each")
+    run_gunicorn(host, port, count, threads=per_worker, extra=None if access_log else {"accesslog": None})
 
 
 @click.group()
