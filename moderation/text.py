@@ -102,10 +102,19 @@ class Link:
     text: str = ""
 
 
+# How many recent texts `normalize` and `extract_links` remember. A check reads the same content and author
+# name several times (the duplicate fingerprint, the block list, the link-count rule, the model's features
+# and signals: with models-full, 4 normalisations and 2 link extractions per check), so the second and later
+# reads are dictionary hits. Small on purpose: an entry holds up to a request body (64 kB) and its output.
+TEXT_CACHE = 16
+
+
+@lru_cache(maxsize=TEXT_CACHE)
 def normalize(text: str) -> str:
     """Return `text` as a reader sees it: tags stripped (link targets kept), entities decoded, NFKC,
     invisible characters removed, look-alike letters folded in mixed-script words, runs squashed,
-    whitespace collapsed. Case is preserved. Reads at most `MAX_CHARS` characters; never raises on str."""
+    whitespace collapsed. Case is preserved. Reads at most `MAX_CHARS` characters; never raises on str.
+    (Cached for the last `TEXT_CACHE` texts: a pure function of `text`.)"""
     text = text[:MAX_CHARS]
     if "<" in text:
         text = _strip_tags(text)
@@ -150,7 +159,13 @@ def _strip_tags(text: str) -> str:
 
 def extract_links(text: str) -> list[Link]:
     """Return the links in raw or HTML `text`, in order: `<a href>` links with their text, then bare
-    URLs and bare domains in the remaining text. Reads at most `MAX_CHARS` characters."""
+    URLs and bare domains in the remaining text. Reads at most `MAX_CHARS` characters. (A new list each
+    call, from a cache of the last `TEXT_CACHE` texts' links.)"""
+    return list(_links(text))
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def _links(text: str) -> tuple[Link, ...]:
     text = text[:MAX_CHARS]
     links: list[Link] = []
     if "<" in text:
@@ -162,7 +177,7 @@ def extract_links(text: str) -> list[Link]:
         links.append(_make_link(match.group(0), ""))
     for match in _BARE_DOMAIN.finditer(_URL.sub(" ", text)):
         links.append(_make_link(match.group(0), ""))
-    return links
+    return tuple(links)
 
 
 def _pull_anchors(text: str, links: list[Link]) -> str:
