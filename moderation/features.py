@@ -171,10 +171,16 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
         links = [link for link in links if link not in here]  # a link back to the page advertises nothing
     if links:
         _link_signals(links, s)
-    s["email_count"] = _log_count(_EMAIL.findall(text))
-    s["phone_count"] = _log_count(p for p in _PHONE.findall(text) if 8 <= len(_DIGIT.findall(p)) <= 15)
+    # Each pattern below runs only when the text holds what every match of it must contain: an "@" for an
+    # email or a handle, 8 digits for a phone number (most comments have neither; the two skipped scans
+    # and the phone scan cost ~6.5 µs of a ~26 µs signal pass over the corpora).
+    if "@" in text:
+        s["email_count"] = _log_count(_EMAIL.findall(text))
+        s["handle_count"] = _log_count(_HANDLE.findall(text))
+    digits = len(_DIGIT.findall(text))
+    if digits >= 8:
+        s["phone_count"] = _log_count(p for p in _PHONE.findall(text) if 8 <= len(_DIGIT.findall(p)) <= 15)
     s["messenger_mention"] = _log_count(_MESSENGER.findall(text))
-    s["handle_count"] = _log_count(_HANDLE.findall(text))
     s["self_promotion"] = _log_count(_SELF_PROMOTION.findall(text))
     s["asks_for_likes"] = _log_count(_ASKS_FOR_LIKES.findall(text))
     _author_signals(comment, s)
@@ -185,7 +191,7 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
         s["submit_under_3s"] = float(seconds < 3)
         s["submit_3_to_10s"] = float(3 <= seconds < 10)
         s["submit_over_1h"] = float(seconds >= 3600)
-    _shape_signals(text, s)
+    _shape_signals(text, digits, s)
     return s
 
 
@@ -221,13 +227,14 @@ def _author_signals(comment: Comment, s: dict[str, float]) -> None:
         s["author_email_disposable"] = float(domain in DISPOSABLE_MAIL)
 
 
-def _shape_signals(text: str, s: dict[str, float]) -> None:
+def _shape_signals(text: str, digits: int, s: dict[str, float]) -> None:
+    """Case, emoji, digit and length signals of normalised `text`, which holds `digits` digits."""
     letters = len(_LETTER.findall(text))
     if letters >= 5:  # caps ratio of "OK" or "LOL" says nothing
         s["caps_ratio"] = len(_UPPER.findall(text)) / letters
     words = max(1, len(text.split()))
     s["emoji_density"] = min(1.0, len(_EMOJI.findall(text)) / words)
-    s["digit_ratio"] = len(_DIGIT.findall(text)) / max(1, len(text))
+    s["digit_ratio"] = digits / max(1, len(text))
     s["length_short"] = float(len(text) < 20)
     s["length_long"] = float(200 <= len(text) < 1000)
     s["length_very_long"] = float(len(text) >= 1000)
@@ -605,9 +612,12 @@ class _RowLookup:
     def word_row(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """One comment's word block, columns ascending (`words` for a single comment, in fewer steps)."""
         if self.word_binary:
-            columns = _columns_of(self.word_vocabulary, set(terms))
-            columns = np.sort(columns[columns >= 0])
-            return columns, _l2(self.word_idf[columns])
+            # Known columns as a Python set, then sorted: for the ~100 terms of a comment this is faster than
+            # the same steps in numpy (8.5 vs 11.8 µs over 2,000 comments of the corpora).
+            found = set(map(self.word_vocabulary.get, terms, repeat(-1)))
+            found.discard(-1)
+            ascending = np.array(sorted(found), dtype=np.intp)
+            return ascending, _l2(self.word_idf[ascending])
         counts = Counter(terms)
         columns = _columns_of(self.word_vocabulary, counts)
         tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
@@ -619,7 +629,7 @@ class _RowLookup:
         """One comment's char block, columns ascending (`chars` for a single comment, in fewer steps)."""
         if not words:
             return _NO_COLUMNS, _NO_VALUES
-        columns, counts = np.unique(np.concatenate(list(map(self.char_columns_of, words))), return_counts=True)
+        columns, counts = _counted(np.concatenate(list(map(self.char_columns_of, words))))
         values = _l2(self.char_idf[columns] * (1.0 + np.log(counts)))
         return columns + self.char_offset, values * self.char_weight
 
@@ -662,6 +672,19 @@ def _char_columns(vocabulary: Mapping[str, int], ngram_range: tuple[int, int], w
     known = columns[columns >= 0]
     known.flags.writeable = False  # shared by every later comment with this word
     return known
+
+
+def _counted(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of `columns`, ascending, and how often each occurs: `np.unique(columns,
+    return_counts=True)` without its generic set-up, which dominates on the few hundred n-grams of one
+    comment (10 vs 12-13 µs per comment of the corpora)."""
+    ordered = np.sort(columns)
+    size = ordered.size
+    starts = np.empty(size + 1, dtype=bool)
+    starts[0] = starts[size] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:size])
+    bounds = np.flatnonzero(starts)
+    return ordered[bounds[:-1]], np.diff(bounds)
 
 
 def _columns_of(vocabulary: Mapping[str, int], terms: Collection[str]) -> np.ndarray:
