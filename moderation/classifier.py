@@ -132,10 +132,7 @@ class SpamModel:
         columns, values = self.features.row(doc)
         contributions = values * self._coef[columns]
         probability = float(self._probability(np.array([contributions.sum() + self._intercept]))[0])
-        owners = np.zeros(len(columns), dtype=np.intp)
-        return Score(
-            probability, self._clues(owners, columns, contributions * self.calibration[0], [doc])[0], self.version
-        )
+        return Score(probability, self._clues_of(columns, contributions * self.calibration[0], doc), self.version)
 
     def score_many(self, comments: Sequence[Comment]) -> list[Score]:
         """Score several comments, each with its clues, in one pass over numpy arrays."""
@@ -178,15 +175,30 @@ class SpamModel:
         for i, doc in enumerate(docs):
             span = slice(starts[i], starts[i + 1])
             candidates = list(zip(strong_weights[span], strong_columns[span], strict=True))
-            if char_totals[i]:
-                candidates.append((float(char_totals[i]), -1))
-            positive = sorted((x for x in candidates if x[0] >= MIN_POSITIVE_WEIGHT), reverse=True)
-            negative = sorted(x for x in candidates if x[0] <= -MIN_NEGATIVE_WEIGHT)
-            single_domain = doc.signals["url_domains"] <= math.log1p(1) + 1e-9
-            chosen = self._distinct(positive, MAX_POSITIVE_CLUES, single_domain)
-            chosen += self._distinct(negative, MAX_NEGATIVE_CLUES, single_domain)
-            result.append(tuple(self._describe(column, weight, doc) for weight, column in chosen))
+            result.append(self._chosen(candidates, float(char_totals[i]), doc))
         return result
+
+    def _clues_of(self, columns: np.ndarray, weights: np.ndarray, doc: Prepared) -> tuple[Clue, ...]:
+        """`_clues` of a single comment, without the bookkeeping that splits entries among comments."""
+        is_char = (columns >= self._char_start) & (columns < self._signal_start)
+        char_weights = weights[is_char]
+        # The sum `_clues` takes with np.bincount, taken the same way: same order, so the same rounding.
+        char_total = np.bincount(np.zeros(char_weights.size, dtype=np.intp), weights=char_weights, minlength=1)[0]
+        strong = ~is_char & ((weights >= MIN_POSITIVE_WEIGHT) | (weights <= -MIN_NEGATIVE_WEIGHT))
+        candidates = list(zip(weights[strong].tolist(), columns[strong].tolist(), strict=True))
+        return self._chosen(candidates, float(char_total), doc)
+
+    def _chosen(self, candidates: list[tuple[float, int]], char_total: float, doc: Prepared) -> tuple[Clue, ...]:
+        """The clues of one comment from its strong (weight, column) word and signal contributions and the
+        total of its character n-grams."""
+        if char_total:
+            candidates.append((char_total, -1))
+        positive = sorted((x for x in candidates if x[0] >= MIN_POSITIVE_WEIGHT), reverse=True)
+        negative = sorted(x for x in candidates if x[0] <= -MIN_NEGATIVE_WEIGHT)
+        single_domain = doc.signals["url_domains"] <= math.log1p(1) + 1e-9
+        chosen = self._distinct(positive, MAX_POSITIVE_CLUES, single_domain)
+        chosen += self._distinct(negative, MAX_NEGATIVE_CLUES, single_domain)
+        return tuple(self._describe(column, weight, doc) for weight, column in chosen)
 
     def _distinct(self, ranked: list[tuple[float, int]], limit: int, single_domain: bool) -> list[tuple[float, int]]:
         """Take up to `limit` clues, skipping ones that would only repeat another in other words."""
