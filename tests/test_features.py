@@ -124,6 +124,45 @@ def test_contact_signals():
     assert signals["handle_count"] == pytest.approx(math.log1p(1))
 
 
+# Texts rich in what the contact patterns look for: "@", digits and their separators, emails, handles.
+_contact_text = st.lists(
+    st.sampled_from(["@", "a@b.co", "@user_1", "+1", "555", "(0)", "-", ".", " ", "1", "12345678", "x", "\uff10"])
+    | st.text(max_size=6),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_contact_text)
+def test_contact_signals_equal_the_full_scans(text):
+    """Skipping the email and handle scans without an "@" and the phone scan under 8 digits changes no
+    count: the signals equal those of every pattern run on every text."""
+    from moderation.features import _DIGIT, _EMAIL, _HANDLE, _PHONE
+    from moderation.text import normalize
+
+    normalized = normalize(text)
+    phones = [p for p in _PHONE.findall(normalized) if 8 <= len(_DIGIT.findall(p)) <= 15]
+    signals = extract_signals(Comment(text))
+    assert signals["email_count"] == math.log1p(len(_EMAIL.findall(normalized)))
+    assert signals["handle_count"] == math.log1p(len(_HANDLE.findall(normalized)))
+    assert signals["phone_count"] == math.log1p(len(phones))
+    assert signals["digit_ratio"] == len(_DIGIT.findall(normalized)) / max(1, len(normalized))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=60))
+def test_counted_equals_numpy_unique(values):
+    """The single row's n-gram counting gives `np.unique(..., return_counts=True)`, empty input included."""
+    from moderation.features import _counted
+
+    array = np.array(values, dtype=np.intp)
+    columns, counts = _counted(array)
+    expected_columns, expected_counts = np.unique(array, return_counts=True)
+    np.testing.assert_array_equal(columns, expected_columns)
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert columns.dtype == expected_columns.dtype and counts.dtype == expected_counts.dtype
+
+
 def test_author_signals():
     """Keyword-stuffed names, URLs in names, author URL TLDs and email domains become signals."""
     stuffed = extract_signals(

@@ -153,3 +153,18 @@ def test_drop_links_to_removes_only_links_to_the_page():
     text = "best part http://youtu.be/KQ6zr6kCPj8. see http://spam.example/x"
     assert drop_links_to(text, VIDEO) == "best part . see http://spam.example/x"
     assert drop_links_to(text, "") == text
+
+
+def test_cached_text_functions_answer_like_fresh_calls():
+    """`normalize` and `extract_links` remember recent texts without sharing state: each call returns a new
+    list of links, and a cleared cache gives the same answers."""
+    from moderation.text import _links
+
+    text = '<a href="http://evil.xyz/p">www.paypal.com</a> see http://bit.ly/abc'
+    first = extract_links(text)
+    first.clear()
+    warm = extract_links(text), normalize(text)
+    normalize.cache_clear()
+    _links.cache_clear()
+    cold = extract_links(text), normalize(text)
+    assert warm == cold and len(warm[0]) == 2
