@@ -131,7 +131,9 @@ class SpamModel:
         doc = self.features.prepare_many([comment])[0]
         columns, values = self.features.row(doc)
         contributions = values * self._coef[columns]
-        probability = float(self._probability(np.array([contributions.sum() + self._intercept]))[0])
+        # A numpy scalar, not a one-element array: the same exp (identical on 100,000 random values, where
+        # math.exp differs in the last bit on 4.5% of them), without building arrays.
+        probability = float(self._probability(contributions.sum() + self._intercept))
         return Score(probability, self._clues_of(columns, contributions * self.calibration[0], doc), self.version)
 
     def score_many(self, comments: Sequence[Comment]) -> list[Score]:
@@ -154,7 +156,7 @@ class SpamModel:
         decisions = np.bincount(owners, weights=contributions, minlength=len(docs)) + self._intercept
         return owners, columns, contributions, decisions
 
-    def _probability(self, decision: np.ndarray) -> np.ndarray:
+    def _probability(self, decision: np.ndarray | np.float64) -> np.ndarray:
         slope, intercept = self.calibration
         return 1.0 / (1.0 + np.exp(-(slope * decision + intercept)))
 
@@ -180,12 +182,17 @@ class SpamModel:
 
     def _clues_of(self, columns: np.ndarray, weights: np.ndarray, doc: Prepared) -> tuple[Clue, ...]:
         """`_clues` of a single comment, without the bookkeeping that splits entries among comments."""
-        is_char = (columns >= self._char_start) & (columns < self._signal_start)
-        char_weights = weights[is_char]
+        # `CommentFeatures.row` gives the columns ascending, so the character n-grams are one slice.
+        char_from, char_to = np.searchsorted(columns, (self._char_start, self._signal_start)).tolist()
+        char_weights = weights[char_from:char_to]
         # The sum `_clues` takes with np.bincount, taken the same way: same order, so the same rounding.
         char_total = np.bincount(np.zeros(char_weights.size, dtype=np.intp), weights=char_weights, minlength=1)[0]
-        strong = ~is_char & ((weights >= MIN_POSITIVE_WEIGHT) | (weights <= -MIN_NEGATIVE_WEIGHT))
-        candidates = list(zip(weights[strong].tolist(), columns[strong].tolist(), strict=True))
+        candidates = [
+            (weight, column)
+            for part in (slice(0, char_from), slice(char_to, None))
+            for weight, column in zip(weights[part].tolist(), columns[part].tolist(), strict=True)
+            if weight >= MIN_POSITIVE_WEIGHT or weight <= -MIN_NEGATIVE_WEIGHT
+        ]
         return self._chosen(candidates, float(char_total), doc)
 
     def _chosen(self, candidates: list[tuple[float, int]], char_total: float, doc: Prepared) -> tuple[Clue, ...]:

@@ -175,14 +175,14 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
     # email or a handle, 8 digits for a phone number (most comments have neither; the two skipped scans
     # and the phone scan cost ~6.5 µs of a ~26 µs signal pass over the corpora).
     if "@" in text:
-        s["email_count"] = _log_count(_EMAIL.findall(text))
-        s["handle_count"] = _log_count(_HANDLE.findall(text))
+        s["email_count"] = math.log1p(len(_EMAIL.findall(text)))
+        s["handle_count"] = math.log1p(len(_HANDLE.findall(text)))
     digits = len(_DIGIT.findall(text))
     if digits >= 8:
         s["phone_count"] = _log_count(p for p in _PHONE.findall(text) if 8 <= len(_DIGIT.findall(p)) <= 15)
-    s["messenger_mention"] = _log_count(_MESSENGER.findall(text))
-    s["self_promotion"] = _log_count(_SELF_PROMOTION.findall(text))
-    s["asks_for_likes"] = _log_count(_ASKS_FOR_LIKES.findall(text))
+    s["messenger_mention"] = math.log1p(len(_MESSENGER.findall(text)))
+    s["self_promotion"] = math.log1p(len(_SELF_PROMOTION.findall(text)))
+    s["asks_for_likes"] = math.log1p(len(_ASKS_FOR_LIKES.findall(text)))
     _author_signals(comment, s)
     if comment.user_agent == "":  # None means the site did not tell us: no signal either way
         s["user_agent_missing"] = 1.0
@@ -354,7 +354,7 @@ def prepare(comment: Comment, ngram_range: tuple[int, int] = (1, 3)) -> Prepared
     if comment.permalink:  # its signal says it all; the host ("youtu.be") would read as a spam word
         text = drop_links_to(text, comment.permalink)
     surface = surface_tokens(text)
-    stems = [stem(token) for token in surface]
+    stems = list(map(stem, surface))
     author = ["author:" + token for token in tokenize(normalize(comment.author_name[:200]))]
     terms = word_ngrams(stems, ngram_range) + author
     return Prepared(text, tuple(surface), tuple(stems), tuple(terms), text.lower(), signals)
@@ -365,7 +365,9 @@ def word_ngrams(tokens: Sequence[str], ngram_range: tuple[int, int]) -> list[str
     low, high = ngram_range
     grams: list[str] = list(tokens) if low == 1 else []
     for n in range(max(2, low), high + 1):
-        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+        # The i-th tuple holds tokens[i : i + n]: n shifted copies zipped (zip stops at the shortest, which
+        # ends the last n-gram), instead of a slice per n-gram.
+        grams.extend(map(" ".join, zip(*(tokens[shift:] for shift in range(n)), strict=False)))
     return grams
 
 

@@ -298,7 +298,7 @@ def tokenize(text: str) -> list[str]:
     """Split already-normalised `text` into lowercased, English-stemmed tokens; a URL becomes its host.
 
     Module-level on purpose: vectorizers reference it by import path, so saved models stay loadable."""
-    return [stem(token) for token in surface_tokens(text)]
+    return list(map(stem, surface_tokens(text)))
 
 
 def surface_tokens(text: str) -> list[str]:
