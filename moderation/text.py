@@ -303,13 +303,18 @@ def tokenize(text: str) -> list[str]:
 
 def surface_tokens(text: str) -> list[str]:
     """Split `text` into lowercased tokens before stemming (URLs become their host)."""
-    tokens = []
-    for match in _TOKEN.finditer(text[:MAX_CHARS].lower()):
-        token = match.group(0)
-        if token[:4] in ("http", "www.") and ("://" in token or token.startswith("www.")):
-            token = url_host(token) or token
-        tokens.append(token)
+    lowered = text[:MAX_CHARS].lower()
+    tokens: list[str] = _TOKEN.findall(lowered)
+    if "http" in lowered or "www." in lowered:  # only then can a token be a URL
+        tokens = [_url_as_host(token) for token in tokens]
     return tokens
+
+
+def _url_as_host(token: str) -> str:
+    """A URL token's host (the token itself when it has none); any other token unchanged."""
+    if token[:4] in ("http", "www.") and ("://" in token or token.startswith("www.")):
+        return url_host(token) or token
+    return token
 
 
 @lru_cache(maxsize=65_536)

@@ -168,3 +168,30 @@ def test_cached_text_functions_answer_like_fresh_calls():
     _links.cache_clear()
     cold = extract_links(text), normalize(text)
     assert warm == cold and len(warm[0]) == 2
+
+
+def _surface_tokens_one_by_one(text):
+    """The reference: every token checked for being a URL (what `surface_tokens` skips when none can be)."""
+    from moderation.text import _TOKEN, url_host
+
+    tokens = []
+    for token in _TOKEN.findall(text[:MAX_CHARS].lower()):
+        if token[:4] in ("http", "www.") and ("://" in token or token.startswith("www.")):
+            token = url_host(token) or token
+        tokens.append(token)
+    return tokens
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["http://", "HTTPS://A.b/c", "www.", "WWW.X.COM", "http", "www", ".", "/", " ", "x", "@"])
+        | st.text(max_size=5),
+        max_size=20,
+    ).map("".join)
+)
+def test_surface_tokens_turn_exactly_the_urls_into_hosts(text):
+    """Tokens equal the one-by-one reference: URL tokens become their host, others stay as written."""
+    from moderation.text import surface_tokens
+
+    assert surface_tokens(text) == _surface_tokens_one_by_one(text)
