@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import string
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -106,6 +107,10 @@ _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
 _DIGIT = re.compile(r"\d")
 _UPPER = re.compile(r"[A-ZÀ-ÖØ-ÞА-ЯΑ-Ω]")
 _LETTER = re.compile(r"[^\W\d_]")
+# The ASCII characters each of those one-character patterns matches (a test checks all 128 against them).
+_ASCII_DIGITS = string.digits.encode("ascii")
+_ASCII_UPPER = string.ascii_uppercase.encode("ascii")
+_ASCII_LETTERS = string.ascii_letters.encode("ascii")
 _URLISH = re.compile(r"https?://|www\.|\.(?:com|net|org|info|xyz|top|ru|biz|co)\b", re.I)
 _SHOWN_DOMAIN = re.compile(r"(?:https?://)?(?:[\w-]{1,63}\.){1,4}[a-z]{2,24}\b", re.I)
 
@@ -177,7 +182,7 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
     if "@" in text:
         s["email_count"] = math.log1p(len(_EMAIL.findall(text)))
         s["handle_count"] = math.log1p(len(_HANDLE.findall(text)))
-    digits = len(_DIGIT.findall(text))
+    digits = _count_matching(text, _DIGIT, _ASCII_DIGITS)
     if digits >= 8:
         s["phone_count"] = _log_count(p for p in _PHONE.findall(text) if 8 <= len(_DIGIT.findall(p)) <= 15)
     s["messenger_mention"] = math.log1p(len(_MESSENGER.findall(text)))
@@ -229,15 +234,25 @@ def _author_signals(comment: Comment, s: dict[str, float]) -> None:
 
 def _shape_signals(text: str, digits: int, s: dict[str, float]) -> None:
     """Case, emoji, digit and length signals of normalised `text`, which holds `digits` digits."""
-    letters = len(_LETTER.findall(text))
+    letters = _count_matching(text, _LETTER, _ASCII_LETTERS)
     if letters >= 5:  # caps ratio of "OK" or "LOL" says nothing
-        s["caps_ratio"] = len(_UPPER.findall(text)) / letters
+        s["caps_ratio"] = _count_matching(text, _UPPER, _ASCII_UPPER) / letters
     words = max(1, len(text.split()))
     s["emoji_density"] = min(1.0, len(_EMOJI.findall(text)) / words)
     s["digit_ratio"] = digits / max(1, len(text))
     s["length_short"] = float(len(text) < 20)
     s["length_long"] = float(200 <= len(text) < 1000)
     s["length_very_long"] = float(len(text) >= 1000)
+
+
+def _count_matching(text: str, pattern: re.Pattern[str], ascii_matches: bytes) -> int:
+    """How many characters of `text` the one-character `pattern` matches; `ascii_matches` must be the ASCII
+    characters it matches. ASCII text (most comments) is counted by deleting those bytes, not by collecting
+    every match: the letters of the HTTP benchmark's comments in 0.9 instead of 4.3 µs."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        return len(raw) - len(raw.translate(None, ascii_matches))
+    return len(pattern.findall(text))
 
 
 def _tld(host: str) -> str:
@@ -509,11 +524,17 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         lookup = self._row_lookup()
         word_columns, word_values = lookup.word_row(doc.terms)
         char_columns, char_values = lookup.char_row(doc.chars.split())
-        signals = np.array([doc.signals[name] for name in self.signal_names], dtype=np.float64)
-        signal_columns = np.flatnonzero(signals)
-        offset = self.n_words_ + self.n_chars_
-        columns = np.concatenate([word_columns, char_columns, signal_columns + offset])
-        values = np.concatenate([word_values, char_values, signals[signal_columns] * self.signal_weight])
+        # The few nonzero signals picked in Python: cheaper than numpy's steps for 32 values, and a float
+        # product rounds the same in both.
+        offset, weight = self.n_words_ + self.n_chars_, self.signal_weight
+        signal_columns, signal_values = [], []
+        for index, name in enumerate(self.signal_names):
+            value = doc.signals[name]
+            if value:
+                signal_columns.append(offset + index)
+                signal_values.append(value * weight)
+        columns = np.concatenate([word_columns, char_columns, np.array(signal_columns, dtype=np.intp)])
+        values = np.concatenate([word_values, char_values, np.array(signal_values, dtype=np.float64)])
         return columns, values
 
     def rows(self, docs: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -163,6 +163,33 @@ def test_counted_equals_numpy_unique(values):
     assert columns.dtype == expected_columns.dtype and counts.dtype == expected_counts.dtype
 
 
+def _counted_patterns():
+    """(pattern, its ASCII members) of each character count the signals take."""
+    from moderation import features as module
+
+    return (
+        (module._DIGIT, module._ASCII_DIGITS),
+        (module._LETTER, module._ASCII_LETTERS),
+        (module._UPPER, module._ASCII_UPPER),
+    )
+
+
+def test_ascii_members_of_the_counted_patterns_are_exact():
+    """The ASCII sets the character counts delete are exactly the ASCII characters each pattern matches."""
+    for pattern, members in _counted_patterns():
+        assert {chr(i) for i in range(128) if pattern.fullmatch(chr(i))} == set(members.decode("ascii"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60) | st.text(st.characters(max_codepoint=127), max_size=60))
+def test_character_counts_equal_findall(text):
+    """Counting digits, letters and capitals gives len(findall) on ASCII and other text alike."""
+    from moderation.features import _count_matching
+
+    for pattern, members in _counted_patterns():
+        assert _count_matching(text, pattern, members) == len(pattern.findall(text))
+
+
 def test_author_signals():
     """Keyword-stuffed names, URLs in names, author URL TLDs and email domains become signals."""
     stuffed = extract_signals(
