@@ -109,6 +109,7 @@ class SpamModel:
                 f"{self._coef.size}; retrain it with `moderation train`"
             )
         self._url_domains = self._signal_start + self._signal_names.index("url_domains")
+        self._word_terms: list[str] = [str(term) for term in self.features.word_terms_]  # clues read them by column
 
     def __getstate__(self) -> dict[str, object]:
         return {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
@@ -215,7 +216,7 @@ class SpamModel:
             if len(chosen) == limit:
                 break
             if 0 <= column < self._char_start:
-                term = str(self.features.word_terms_[column])
+                term = self._word_terms[column]
                 words = term.split(" ")
                 if (len(words) == 1 and words[0] in shown_words) or not any(ch.isalnum() for ch in term):
                     continue  # already said inside a phrase, or punctuation a moderator cannot act on
@@ -230,7 +231,7 @@ class SpamModel:
             side = "spam" if weight > 0 else "normal comments"
             return Clue("char", f"spelling and character patterns typical of {side}", weight)
         if column < self._char_start:
-            term = str(self.features.word_terms_[column])
+            term = self._word_terms[column]
             return Clue(f"word:{term}", describe_term(term, doc), weight)
         name = self._signal_names[column - self._signal_start]
         return Clue(f"signal:{name}", describe_signal(name, doc.signals[name]), weight)

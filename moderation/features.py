@@ -149,6 +149,8 @@ SIGNAL_NAMES: tuple[str, ...] = (
     "length_very_long",
 )
 
+_SIGNAL_SET = frozenset(SIGNAL_NAMES)
+
 # The signal columns of a `CommentFeatures` fitted before it recorded its own (`signal_names_`): the
 # layout of every artifact saved before "url_this_page", "self_promotion" and "asks_for_likes" were
 # added. Such a model keeps scoring with exactly the columns it was trained on.
@@ -335,7 +337,7 @@ def describe_signal(name: str, value: float) -> str:
     """Describe signal `name` with the value `extract_signals` gave it, in a moderator's words.
 
     Raises KeyError for a name not in `SIGNAL_NAMES`."""
-    if name not in SIGNAL_NAMES:
+    if name not in _SIGNAL_SET:
         raise KeyError(f"unknown signal {name!r}; expected one of {', '.join(SIGNAL_NAMES)}")
     if name in _FLAG_TEXT:
         return _FLAG_TEXT[name]
