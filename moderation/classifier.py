@@ -109,6 +109,7 @@ class SpamModel:
                 f"{self._coef.size}; retrain it with `moderation train`"
             )
         self._url_domains = self._signal_start + self._signal_names.index("url_domains")
+        self._block_starts = np.array([self._char_start, self._signal_start], dtype=np.intp)
         self._word_terms: list[str] = [str(term) for term in self.features.word_terms_]  # clues read them by column
 
     def __getstate__(self) -> dict[str, object]:
@@ -184,7 +185,7 @@ class SpamModel:
     def _clues_of(self, columns: np.ndarray, weights: np.ndarray, doc: Prepared) -> tuple[Clue, ...]:
         """`_clues` of a single comment, without the bookkeeping that splits entries among comments."""
         # `CommentFeatures.row` gives the columns ascending, so the character n-grams are one slice.
-        char_from, char_to = np.searchsorted(columns, (self._char_start, self._signal_start)).tolist()
+        char_from, char_to = np.searchsorted(columns, self._block_starts).tolist()
         char_weights = weights[char_from:char_to]
         # The sum `_clues` takes with np.bincount, taken the same way: same order, so the same rounding.
         char_total = np.bincount(np.zeros(char_weights.size, dtype=np.intp), weights=char_weights, minlength=1)[0]

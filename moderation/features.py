@@ -702,14 +702,14 @@ def _char_columns(vocabulary: Mapping[str, int], ngram_range: tuple[int, int], w
 def _counted(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of `columns`, ascending, and how often each occurs: `np.unique(columns,
     return_counts=True)` without its generic set-up, which dominates on the few hundred n-grams of one
-    comment (10 vs 12-13 µs per comment of the corpora)."""
+    comment (8 vs 12.5 µs per comment of the corpora, the per-word look-ups and concatenation included)."""
     ordered = np.sort(columns)
     size = ordered.size
     starts = np.empty(size + 1, dtype=bool)
     starts[0] = starts[size] = True
     np.not_equal(ordered[1:], ordered[:-1], out=starts[1:size])
-    bounds = np.flatnonzero(starts)
-    return ordered[bounds[:-1]], np.diff(bounds)
+    bounds = starts.nonzero()[0]
+    return ordered[bounds[:-1]], bounds[1:] - bounds[:-1]
 
 
 def _columns_of(vocabulary: Mapping[str, int], terms: Collection[str]) -> np.ndarray:
