@@ -173,10 +173,11 @@ def _links(text: str) -> tuple[Link, ...]:
     if "&" in text:
         text = html.unescape(text)
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
-    for match in _URL.finditer(text):
-        links.append(_make_link(match.group(0), ""))
-    for match in _BARE_DOMAIN.finditer(_URL.sub(" ", text)):
-        links.append(_make_link(match.group(0), ""))
+    urls = _URL.findall(text)
+    links.extend(_make_link(url, "") for url in urls)
+    if "." in text:  # a bare domain has one; without a URL there is nothing to blank out before looking
+        for match in _BARE_DOMAIN.finditer(_URL.sub(" ", text) if urls else text):
+            links.append(_make_link(match.group(0), ""))
     return tuple(links)
 
 
