@@ -120,13 +120,14 @@ def normalize(text: str) -> str:
         text = _strip_tags(text)
     if "&" in text:
         text = html.unescape(text)
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text)
-    text = _COMBINING_STACK.sub("", text)
-    if _HAS_HOMOGLYPH.search(text):
-        text = _WORD.sub(_fold_mixed_script, text)
+    if not text.isascii():  # NFKC keeps ASCII as it is, and the next three patterns match only other characters
+        text = unicodedata.normalize("NFKC", text)
+        text = _INVISIBLE.sub("", text)
+        text = _COMBINING_STACK.sub("", text)
+        if _HAS_HOMOGLYPH.search(text):
+            text = _WORD.sub(_fold_mixed_script, text)
     text = _REPEAT.sub(r"\1\1", text)
-    return _SPACE.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split's whitespace is the pattern \s's (a test checks every character)
 
 
 def _fold_mixed_script(match: re.Match[str]) -> str:
