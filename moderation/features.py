@@ -179,8 +179,8 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
     if links:
         _link_signals(links, s)
     # Each pattern below runs only when the text holds what every match of it must contain: an "@" for an
-    # email or a handle, 8 digits for a phone number (most comments have neither; the two skipped scans
-    # and the phone scan cost ~6.5 µs of a ~26 µs signal pass over the corpora).
+    # email or a handle, 8 digits for a phone number (most comments have neither; over the corpora these
+    # three scans took 6.5 of the 26 µs that all ten signal patterns take per comment).
     if "@" in text:
         s["email_count"] = math.log1p(len(_EMAIL.findall(text)))
         s["handle_count"] = math.log1p(len(_HANDLE.findall(text)))
