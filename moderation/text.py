@@ -102,22 +102,33 @@ class Link:
     text: str = ""
 
 
+# How many recent texts `normalize` and `extract_links` remember. A check reads the same content and author
+# name several times (the duplicate fingerprint, the block list, the link-count rule, the model's features
+# and signals: with models-full, 4 normalisations and 2 link extractions per check), so the second and later
+# reads are dictionary hits. Small on purpose: an entry holds a whole request's text (up to the 64 kB body
+# limit) and its result, made from at most `MAX_CHARS` characters of it.
+TEXT_CACHE = 16
+
+
+@lru_cache(maxsize=TEXT_CACHE)
 def normalize(text: str) -> str:
     """Return `text` as a reader sees it: tags stripped (link targets kept), entities decoded, NFKC,
     invisible characters removed, look-alike letters folded in mixed-script words, runs squashed,
-    whitespace collapsed. Case is preserved. Reads at most `MAX_CHARS` characters; never raises on str."""
+    whitespace collapsed. Case is preserved. Reads at most `MAX_CHARS` characters; never raises on str.
+    (Cached for the last `TEXT_CACHE` texts: a pure function of `text`.)"""
     text = text[:MAX_CHARS]
     if "<" in text:
         text = _strip_tags(text)
     if "&" in text:
         text = html.unescape(text)
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text)
-    text = _COMBINING_STACK.sub("", text)
-    if _HAS_HOMOGLYPH.search(text):
-        text = _WORD.sub(_fold_mixed_script, text)
+    if not text.isascii():  # NFKC keeps ASCII as it is, and the next three patterns match only other characters
+        text = unicodedata.normalize("NFKC", text)
+        text = _INVISIBLE.sub("", text)
+        text = _COMBINING_STACK.sub("", text)
+        if _HAS_HOMOGLYPH.search(text):
+            text = _WORD.sub(_fold_mixed_script, text)
     text = _REPEAT.sub(r"\1\1", text)
-    return _SPACE.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split's whitespace is the pattern \s's (a test checks every character)
 
 
 def _fold_mixed_script(match: re.Match[str]) -> str:
@@ -150,7 +161,13 @@ def _strip_tags(text: str) -> str:
 
 def extract_links(text: str) -> list[Link]:
     """Return the links in raw or HTML `text`, in order: `<a href>` links with their text, then bare
-    URLs and bare domains in the remaining text. Reads at most `MAX_CHARS` characters."""
+    URLs and bare domains in the remaining text. Reads at most `MAX_CHARS` characters. (A new list each
+    call, from a cache of the last `TEXT_CACHE` texts' links.)"""
+    return list(_links(text))
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def _links(text: str) -> tuple[Link, ...]:
     text = text[:MAX_CHARS]
     links: list[Link] = []
     if "<" in text:
@@ -158,11 +175,12 @@ def extract_links(text: str) -> list[Link]:
     if "&" in text:
         text = html.unescape(text)
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
-    for match in _URL.finditer(text):
-        links.append(_make_link(match.group(0), ""))
-    for match in _BARE_DOMAIN.finditer(_URL.sub(" ", text)):
-        links.append(_make_link(match.group(0), ""))
-    return links
+    urls = _URL.findall(text)
+    links.extend(_make_link(url, "") for url in urls)
+    if "." in text:  # a bare domain has one; without a URL there is nothing to blank out before looking
+        for match in _BARE_DOMAIN.finditer(_URL.sub(" ", text) if urls else text):
+            links.append(_make_link(match.group(0), ""))
+    return tuple(links)
 
 
 def _pull_anchors(text: str, links: list[Link]) -> str:
@@ -283,18 +301,23 @@ def tokenize(text: str) -> list[str]:
     """Split already-normalised `text` into lowercased, English-stemmed tokens; a URL becomes its host.
 
     Module-level on purpose: vectorizers reference it by import path, so saved models stay loadable."""
-    return [stem(token) for token in surface_tokens(text)]
+    return list(map(stem, surface_tokens(text)))
 
 
 def surface_tokens(text: str) -> list[str]:
     """Split `text` into lowercased tokens before stemming (URLs become their host)."""
-    tokens = []
-    for match in _TOKEN.finditer(text[:MAX_CHARS].lower()):
-        token = match.group(0)
-        if token[:4] in ("http", "www.") and ("://" in token or token.startswith("www.")):
-            token = url_host(token) or token
-        tokens.append(token)
+    lowered = text[:MAX_CHARS].lower()
+    tokens: list[str] = _TOKEN.findall(lowered)
+    if "http" in lowered or "www." in lowered:  # only then can a token be a URL
+        tokens = [_url_as_host(token) for token in tokens]
     return tokens
+
+
+def _url_as_host(token: str) -> str:
+    """A URL token's host (the token itself when it has none); any other token unchanged."""
+    if token[:4] in ("http", "www.") and ("://" in token or token.startswith("www.")):
+        return url_host(token) or token
+    return token
 
 
 @lru_cache(maxsize=65_536)

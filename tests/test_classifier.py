@@ -98,6 +98,17 @@ def test_batch_scores_equal_single_scores_clues_included(model, tiny_corpus):
     assert model.score_many([]) == []
 
 
+def test_single_comment_clues_are_the_batch_clue_choice_exactly(model, tiny_corpus):
+    """`score`'s clue path for one comment gives exactly the Clue values, float for float, that the batch
+    clue path `_clues` gives for the same row."""
+    comments = [example.comment for example in tiny_corpus] + [SPAMMY, HAMMY, Comment("zzqx"), Comment("")]
+    for doc in model.features.prepare_many(comments):
+        columns, values = model.features.row(doc)
+        weights = values * model._coef[columns] * model.calibration[0]
+        owners = np.zeros(len(columns), dtype=np.intp)
+        assert model._clues_of(columns, weights, doc) == model._clues(owners, columns, weights, [doc])[0]
+
+
 @pytest.mark.parametrize("dump", ["pickle", "joblib"])
 def test_round_trip_gives_identical_scores(model, tmp_path, dump):
     """A pickled or joblib-saved model scores exactly as the original, clues included."""

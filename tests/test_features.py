@@ -124,6 +124,72 @@ def test_contact_signals():
     assert signals["handle_count"] == pytest.approx(math.log1p(1))
 
 
+# Texts rich in what the contact patterns look for: "@", digits and their separators, emails, handles.
+_contact_text = st.lists(
+    st.sampled_from(["@", "a@b.co", "@user_1", "+1", "555", "(0)", "-", ".", " ", "1", "12345678", "x", "\uff10"])
+    | st.text(max_size=6),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_contact_text)
+def test_contact_signals_equal_the_full_scans(text):
+    """Skipping the email and handle scans without an "@" and the phone scan under 8 digits changes no
+    count: the signals equal those of every pattern run on every text."""
+    from moderation.features import _DIGIT, _EMAIL, _HANDLE, _PHONE
+    from moderation.text import normalize
+
+    normalized = normalize(text)
+    phones = [p for p in _PHONE.findall(normalized) if 8 <= len(_DIGIT.findall(p)) <= 15]
+    signals = extract_signals(Comment(text))
+    assert signals["email_count"] == math.log1p(len(_EMAIL.findall(normalized)))
+    assert signals["handle_count"] == math.log1p(len(_HANDLE.findall(normalized)))
+    assert signals["phone_count"] == math.log1p(len(phones))
+    assert signals["digit_ratio"] == len(_DIGIT.findall(normalized)) / max(1, len(normalized))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=60))
+def test_counted_equals_numpy_unique(values):
+    """The single row's n-gram counting gives `np.unique(..., return_counts=True)`, empty input included."""
+    from moderation.features import _counted
+
+    array = np.array(values, dtype=np.intp)
+    columns, counts = _counted(array)
+    expected_columns, expected_counts = np.unique(array, return_counts=True)
+    np.testing.assert_array_equal(columns, expected_columns)
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert columns.dtype == expected_columns.dtype and counts.dtype == expected_counts.dtype
+
+
+def _counted_patterns():
+    """(pattern, its ASCII members) of each character count the signals take."""
+    from moderation import features as module
+
+    return (
+        (module._DIGIT, module._ASCII_DIGITS),
+        (module._LETTER, module._ASCII_LETTERS),
+        (module._UPPER, module._ASCII_UPPER),
+    )
+
+
+def test_ascii_members_of_the_counted_patterns_are_exact():
+    """The ASCII sets the character counts delete are exactly the ASCII characters each pattern matches."""
+    for pattern, members in _counted_patterns():
+        assert {chr(i) for i in range(128) if pattern.fullmatch(chr(i))} == set(members.decode("ascii"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60) | st.text(st.characters(max_codepoint=127), max_size=60))
+def test_character_counts_equal_findall(text):
+    """Counting digits, letters and capitals gives len(findall) on ASCII and other text alike."""
+    from moderation.features import _count_matching
+
+    for pattern, members in _counted_patterns():
+        assert _count_matching(text, pattern, members) == len(pattern.findall(text))
+
+
 def test_author_signals():
     """Keyword-stuffed names, URLs in names, author URL TLDs and email domains become signals."""
     stuffed = extract_signals(

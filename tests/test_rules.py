@@ -69,6 +69,23 @@ def test_switches_turn_rules_off():
     assert stateless_hits(comment, SiteSettings(honeypot=False, max_links=5), honeypot="x") == []
 
 
+def test_rules_answer_the_same_after_the_model_read_the_text():
+    """The rules see the same text and links whether or not the features already normalised the comment
+    and extracted its links (they share `text`'s caches), and whether those caches are cold."""
+    from moderation.features import prepare
+    from moderation.text import _links, normalize
+
+    comment = Comment(content='<a href="http://x.top">sh\u043ep</a> casino http://a.example http://b.example')
+    settings = SiteSettings(blocklist=("shop",))
+    normalize.cache_clear()
+    _links.cache_clear()
+    cold = stateless_hits(comment, settings), fingerprint(comment.content)
+    prepare(comment)
+    warm = stateless_hits(comment, settings), fingerprint(comment.content)
+    assert cold == warm
+    assert rules_of(cold[0]) == ["too_many_links", "blocklist"]
+
+
 def test_fingerprint_sees_through_obfuscation():
     """Copies differing in case, spacing, look-alike letters or zero-width characters share a fingerprint."""
     assert fingerprint("Buy  CHEAP pills") == fingerprint("buy cheap\u200b pіlls")

@@ -153,3 +153,97 @@ def test_drop_links_to_removes_only_links_to_the_page():
     text = "best part http://youtu.be/KQ6zr6kCPj8. see http://spam.example/x"
     assert drop_links_to(text, VIDEO) == "best part . see http://spam.example/x"
     assert drop_links_to(text, "") == text
+
+
+def test_cached_text_functions_answer_like_fresh_calls():
+    """`normalize` and `extract_links` remember recent texts without sharing state: each call returns a new
+    list of links, and a cleared cache gives the same answers."""
+    from moderation.text import _links
+
+    text = '<a href="http://evil.xyz/p">www.paypal.com</a> see http://bit.ly/abc'
+    first = extract_links(text)
+    first.clear()
+    warm = extract_links(text), normalize(text)
+    normalize.cache_clear()
+    _links.cache_clear()
+    cold = extract_links(text), normalize(text)
+    assert warm == cold and len(warm[0]) == 2
+
+
+def _surface_tokens_one_by_one(text):
+    """The reference: every token checked for being a URL (what `surface_tokens` skips when none can be)."""
+    from moderation.text import _TOKEN, url_host
+
+    tokens = []
+    for token in _TOKEN.findall(text[:MAX_CHARS].lower()):
+        if token[:4] in ("http", "www.") and ("://" in token or token.startswith("www.")):
+            token = url_host(token) or token
+        tokens.append(token)
+    return tokens
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["http://", "HTTPS://A.b/c", "www.", "WWW.X.COM", "http", "www", ".", "/", " ", "x", "@"])
+        | st.text(max_size=5),
+        max_size=20,
+    ).map("".join)
+)
+def test_surface_tokens_turn_exactly_the_urls_into_hosts(text):
+    """Tokens equal the one-by-one reference: URL tokens become their host, others stay as written."""
+    from moderation.text import surface_tokens
+
+    assert surface_tokens(text) == _surface_tokens_one_by_one(text)
+
+
+def test_what_normalize_skips_for_ascii_text_would_not_change_it():
+    """On ASCII text NFKC changes nothing and the invisible, combining and look-alike patterns find nothing,
+    which is why `normalize` skips them there; and str.split's whitespace is exactly the pattern \\s's."""
+    import re
+    import sys
+    import unicodedata
+
+    from moderation.text import _COMBINING_STACK, _HAS_HOMOGLYPH, _INVISIBLE
+
+    ascii_text = "".join(map(chr, range(128)))
+    assert unicodedata.normalize("NFKC", ascii_text) == ascii_text
+    for pattern in (_INVISIBLE, _COMBINING_STACK, _HAS_HOMOGLYPH):
+        assert pattern.search(ascii_text * 3) is None
+    every_character = "".join(map(chr, range(sys.maxunicode + 1)))
+    assert re.findall(r"\s", every_character) == [c for c in every_character if c.isspace()]
+
+
+def _normalize_every_step(text):
+    """The reference: `normalize` with every step run on every text (no ASCII shortcut, whitespace by regex)."""
+    import html
+    import re
+    import unicodedata
+
+    from moderation import text as module
+
+    text = text[:MAX_CHARS]
+    if "<" in text:
+        text = module._strip_tags(text)
+    if "&" in text:
+        text = html.unescape(text)
+    text = unicodedata.normalize("NFKC", text)
+    text = module._INVISIBLE.sub("", text)
+    text = module._COMBINING_STACK.sub("", text)
+    if module._HAS_HOMOGLYPH.search(text):
+        text = module._WORD.sub(module._fold_mixed_script, text)
+    text = module._REPEAT.sub(r"\1\1", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=80)
+    | st.text(st.characters(max_codepoint=127), max_size=80)
+    | st.lists(st.sampled_from(["&amp;", "&#x430;", "<b>", "<a href='x'>", " ", "\u00a0", "\u2028", "aaaa", "р"])).map(
+        "".join
+    )
+)
+def test_normalize_equals_every_step_on_every_text(text):
+    """`normalize` gives what running every step on every text gives, ASCII, entities and markup included."""
+    assert normalize(text) == _normalize_every_step(text)
