@@ -143,19 +143,11 @@ def prometheus_dir(instance_path: Path) -> Path:
     return folder
 
 
-# Threads per worker when MODERATION_THREADS is 0. On PostgreSQL a check spends most of its wall time
-# waiting for its commit's fsync (bench_http, 2 workers, wrk c=8: 1.4 ms of worker CPU per check, 364
-# checks/s with one thread each, 764/s with 4 threads each: the waits overlap and PostgreSQL groups the
-# commits). On SQLite a check is CPU-bound and the writes take turns on one lock, so threads only add
-# switching (worker CPU per check 1.35-1.40 ms sync vs 1.52-1.54 ms with gthread in the same window).
-POSTGRES_THREADS = 4
-
-
-def default_threads(database_url: str) -> int:
-    """Threads per worker for `database_url` when none are configured (see POSTGRES_THREADS)."""
-    return POSTGRES_THREADS if database_url.startswith("postgresql") else 1
-
-
+# Threads per worker (MODERATION_THREADS, default 1: gunicorn's sync worker). Threads share one GIL, so
+# they only pay when a check waits: bench_http, 2 workers, wrk c=8, PostgreSQL on this machine's disk
+# (quiet, 2 runs each): 1 thread 886/961 checks/s, p99 20/11 ms; 4 threads 1,006/1,102/s, p99 50/68 ms
+# (most likely the threads of one process queueing for the GIL). With the disk of an earlier machine
+# (8-10 ms per commit) one thread per worker capped PostgreSQL at 170 checks/s; there threads help.
 def run_gunicorn(host: str, port: int, workers: int, *, threads: int = 1, extra: dict[str, Any] | None = None) -> None:
     """Serve `create_app()` with gunicorn until stopped: sync workers, or with `threads` > 1 gthread. Blocks."""
     from gunicorn.app.base import BaseApplication

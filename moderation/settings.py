@@ -50,9 +50,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKERS", 2, "Gunicorn worker processes started by `moderation serve`.", int),
     Setting(
         "THREADS",
-        0,
-        "Threads per worker. 0 picks by database: 4 on PostgreSQL (a check waits for its commit to reach "
-        "disk; other threads work meanwhile), 1 on SQLite (writes take turns anyway).",
+        1,
+        "Threads per worker (more than 1: gunicorn's gthread worker). Raise it when checks wait on the "
+        "database (slow disk, remote PostgreSQL), not for CPU.",
         int,
     ),
     Setting("TRAIN_ON_START", True, "Train a model on first `moderation serve` when MODEL_DIR has none.", bool),

@@ -22,8 +22,7 @@ def _session() -> Iterator[Session]:
 
     try:
         values = settings.load()
-        database_url = settings.database_url(values)
-        engine = db.make_engine(database_url)
+        engine = db.make_engine(settings.database_url(values))
         db.upgrade(engine)
     except ModerationError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -46,12 +45,11 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, access
     """Run the service with gunicorn: migrate the database, train a model if there is none, serve."""
     from .. import db, settings
     from ..app import load_settings
-    from ..serving import default_threads, ensure_model, prometheus_dir, run_gunicorn
+    from ..serving import ensure_model, prometheus_dir, run_gunicorn
 
     try:
         values = load_settings()
-        database_url = settings.database_url(values)
-        engine = db.make_engine(database_url)
+        engine = db.make_engine(settings.database_url(values))
         db.upgrade(engine)
         engine.dispose()
         if values["TRAIN_ON_START"]:
@@ -61,9 +59,9 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, access
         raise click.ClickException(str(exc)) from exc
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prometheus_dir(Path(values["INSTANCE_PATH"])))
     count = workers or values["WORKERS"]
-    per_worker = threads or values["THREADS"] or default_threads(database_url)
+    per_worker = threads or values["THREADS"]
     if per_worker < 1:
-        raise click.ClickException(f"MODERATION_THREADS: expected 0 or a positive number, found {per_worker}")
+        raise click.ClickException(f"MODERATION_THREADS: expected a positive number, found {per_worker}")
     click.echo(f"serving on http://{host}:{port} with {count} workers, {per_worker} thread(s) each")
     run_gunicorn(host, port, count, threads=per_worker, extra=None if access_log else {"accesslog": None})
 
