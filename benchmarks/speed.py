@@ -310,6 +310,7 @@ def http_load(
     memory after the load and the server's start-up time. Raises RuntimeError when wrk is absent or
     the server does not start.
     """
+    from .bench_http import refresh_statistics
     from .live_server import fresh_postgres_database, new_site_key, serve, service_env
 
     if shutil.which("wrk") is None:
@@ -338,8 +339,11 @@ def http_load(
 
             results["model"] = httpx.get(f"{server.base}/readyz", timeout=10).json()["checks"]["model"]
             check_url = f"{server.base}/api/v1/comments/check"
-            # Warm up every worker (model loaded, connections open) before measuring.
+            # Warm up every worker (model loaded, connections open) before measuring; PostgreSQL then gets
+            # the planner statistics autovacuum would give it within a minute (bench_http.refresh_statistics).
             _run_wrk(check_url, 2, workers * 2, script)
+            refresh_statistics(database_url)
+            results["analyzed"] = database_url.startswith("postgresql")
             for level in levels:
                 healthz = _run_wrk(f"{server.base}/healthz", seconds, level, None)
                 check = _run_wrk(check_url, seconds, level, script)

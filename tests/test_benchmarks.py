@@ -127,5 +127,6 @@ def test_http_report_names_threads_and_the_open_loop(tmp_path):
     assert "at 8 connections 500 checks/s, p99 9.0 ms" in headline
     assert "400 checks/s offered by 8 clients: p99 7.5 ms" in headline
     section = "\n".join(report._http_lines(http, tmp_path, "http.png"))
-    assert "**p99 7.50 ms**" in section
+    assert "**p99 7.50 ms**" in section and "ANALYZEd" not in section
+    assert "ANALYZEd after the warm-up" in "\n".join(report._http_lines({**http, "analyzed": True}, tmp_path, "h.png"))
     assert report._workers({**http, "threads": 1}) == "2 sync workers"
