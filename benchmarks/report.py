@@ -368,7 +368,7 @@ def _http_lines(http: dict[str, Any], out_dir: Path, chart: str) -> list[str]:
 
 
 def _workers(http: dict[str, Any]) -> str:
-    """"2 sync workers" or "2 workers × 4 threads (gthread)", from an HTTP run's figures."""
+    """How an HTTP run's workers served, e.g. `2 sync workers` or `2 workers × 4 threads (gthread)`."""
     threads = http.get("threads") or 1
     if threads == 1:
         return f"{http['workers']} sync workers"

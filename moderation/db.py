@@ -213,8 +213,8 @@ class WalCheckpoints:
         """Run a checkpoint on this process's checkpoint thread (started on first use) and return at once.
 
         A checkpoint is mostly waiting on its two fsyncs, with the GIL released: 33 ms of wall time but
-        3.7 ms of CPU after 100 checks (medians of 12, this machine). Run inline after a response, that
-        wait kept the worker from its next request; on a thread it overlaps the requests that follow.
+        3.7 ms of CPU after 100 checks (medians of 12, an earlier machine). Run inline after a response,
+        that wait kept the worker from its next request; on a thread it overlaps the requests that follow.
         A request while one runs is merged into the next one.
         """
         self._wanted.set()

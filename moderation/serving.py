@@ -145,7 +145,7 @@ def prometheus_dir(instance_path: Path) -> Path:
 
 # Threads per worker (MODERATION_THREADS, default 1: gunicorn's sync worker). Threads share one GIL, so
 # they only pay when a check waits: bench_http, 2 workers, wrk c=8, PostgreSQL on this machine's disk
-# (quiet, 2 runs each): 1 thread 886/961 checks/s, p99 20/11 ms; 4 threads 1,006/1,102/s, p99 50/68 ms
+# (quiet, 4 runs each): 1 thread 886-973 checks/s, p99 11-20 ms; 4 threads 1,006-1,102/s, p99 17-68 ms
 # (most likely the threads of one process queueing for the GIL). With the disk of an earlier machine
 # (8-10 ms per commit) one thread per worker capped PostgreSQL at 170 checks/s; there threads help.
 def run_gunicorn(host: str, port: int, workers: int, *, threads: int = 1, extra: dict[str, Any] | None = None) -> None:
