@@ -1,5 +1,5 @@
 """WSGI entry point: `gunicorn wsgi:app` (or `moderation serve`, which runs gunicorn for you)."""
 
-from moderation.app import create_app
+from moderation.web.app import create_app
 
 app = create_app()

@@ -1,12 +1,12 @@
 """Accuracy side by side: this project, the plain baseline and the peer filters on the same splits.
 
-Splits come from `moderation.evaluation.make_splits` (deduplicated corpora, no test text in training,
+Splits come from `moderation.core.evaluation.make_splits` (deduplicated corpora, no test text in training,
 leave-one-video-out on YouTube, SMS as a separate domain). Every method is trained from scratch on the
 split's training side and nothing else, and every method's operating points are chosen the same way,
 from its own out-of-fold scores on that training side (grouped inner folds,
-`moderation.training.out_of_fold_scores`), never from the test side:
+`moderation.core.training.out_of_fold_scores`), never from the test side:
 
-- the auto-spam threshold (`moderation.training.held_out_thresholds`: ≤ 1% of held-out ham at or above
+- the auto-spam threshold (`moderation.core.thresholds.held_out_thresholds`: ≤ 1% of held-out ham at or above
   it, also when each training video in turn is left out of the choice and judged by it), at which
   "ham blocked" and "spam caught" are measured on the test side;
 - the review band (`review_band`): the narrowest score interval [low, high) such that automatic decisions
@@ -14,7 +14,7 @@ from its own out-of-fold scores on that training side (grouped inner folds,
   out-of-fold scores. Applied to the test side, the share of comments inside it is the *review
   workload*: what a human still has to look at.
 
-Metrics (`moderation.evaluation.binary_metrics`): MCC and F1 at p ≥ 0.5, ROC AUC, recall at 1% FPR
+Metrics (`moderation.core.metrics.binary_metrics`): MCC and F1 at p ≥ 0.5, ROC AUC, recall at 1% FPR
 (read off the test ROC curve), ham blocked at the auto-spam threshold.
 """
 
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from moderation.comment import LabelledComment
-from moderation.evaluation import Split, baseline_probabilities, binary_metrics
-from moderation.training import (
+from moderation.core.evaluation import Split, baseline_probabilities, binary_metrics
+from moderation.core.training import (
     calibrated,
     decision_values_out_of_fold,
     held_out_thresholds,
@@ -135,7 +135,7 @@ class MethodRun:
 
 
 def _fit_model(train: list[LabelledComment], test: list[LabelledComment], folds: int, seed: int) -> tuple:
-    from moderation.classifier import train_model
+    from moderation.core.classifier import train_model
 
     decision = decision_values_out_of_fold(train, folds=folds, random_state=seed)
     started = time.perf_counter()
@@ -145,7 +145,7 @@ def _fit_model(train: list[LabelledComment], test: list[LabelledComment], folds:
 
 
 def _fit_baseline(train: list[LabelledComment], test: list[LabelledComment], folds: int, seed: int) -> tuple:
-    from moderation.classifier import train_baseline
+    from moderation.core.classifier import train_baseline
 
     oof = out_of_fold_scores(train, train_baseline, baseline_probabilities, folds=folds, random_state=seed)
     started = time.perf_counter()

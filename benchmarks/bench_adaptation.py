@@ -37,7 +37,7 @@ POINTS = (0, 50, 200, 500)
 
 def split_domain(data_dir: Path, domain: str, work: Path) -> tuple[Path, list, list]:
     """A corpora folder without the domain, plus the domain's traffic (500) and evaluation examples."""
-    from moderation.corpora import deduplicate, load_folder
+    from moderation.core.corpora import deduplicate, load_folder
 
     base = work / "corpora"
     base.mkdir()
@@ -68,12 +68,12 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from benchmarks.live_server import in_process
-    from moderation import registry
-    from moderation.classifier import train_baseline
     from moderation.comment import Label
-    from moderation.evaluation import recall_at_fpr
-    from moderation.model_store import load_model
-    from moderation.retrain import RetrainOptions, retrain
+    from moderation.core.classifier import train_baseline
+    from moderation.core.metrics import recall_at_fpr
+    from moderation.core.model_store import load_model
+    from moderation.learning.retrain import RetrainOptions, retrain
+    from moderation.store import registry
 
     with tempfile.TemporaryDirectory(prefix="bench-adapt-") as folder:
         work = Path(folder)

@@ -3,13 +3,13 @@
     .venv/bin/python benchmarks/bench_classifier.py [--data DIR] [--out DIR] [--skip-accuracy]
 
 Steps (each figure comes from this run):
-1. Train on all corpora with `moderation.training.train_and_save` into a temp folder: wall time, artifact size.
+1. Train on all corpora with `moderation.core.training.train_and_save` into a temp folder: wall time, artifact size.
 2. Score ≥ 2,000 varied comments (the corpora's own texts and authors, every length) one at a time
    in-process with `SpamModel.score`: median and p99 latency.
 3. Batch throughput of `score_many` pinned to one CPU (sched_setaffinity) with BLAS/OpenMP threads = 1.
 4. Resident memory (VmRSS from /proc/self/status) of a fresh Python process that loaded the model
    and scored one comment.
-5. The evaluation protocol (`moderation.evaluation`): leave-one-video-out, SMS as a domain, SMS 5-fold
+5. The evaluation protocol (`moderation.core.evaluation`): leave-one-video-out, SMS as a domain, SMS 5-fold
    CV, model and baseline side by side; report.md with plots in --out.
 Then a table of every target, the measured value and whether it is met.
 """
@@ -49,7 +49,7 @@ RSS_PROBE = """
 import sys
 from pathlib import Path
 from moderation.comment import Comment
-from moderation.model_store import load_model
+from moderation.core.model_store import load_model
 model = load_model(Path(sys.argv[1]))
 model.score(Comment("Check out my channel http://bit.ly/x", author_name="promo"))
 status = Path("/proc/self/status").read_text()
@@ -63,7 +63,7 @@ def log(message: str) -> None:
 
 def varied_comments(data_dir: Path, count: int) -> list[Any]:
     """`count` distinct comments from the corpora, interleaved by source so every kind and length appears."""
-    from moderation.training import build_training_set
+    from moderation.core.training import build_training_set
 
     examples = build_training_set(data_dir)
     by_source: dict[str, list[Any]] = {}
@@ -78,7 +78,7 @@ def varied_comments(data_dir: Path, count: int) -> list[Any]:
 
 
 def bench_training(data_dir: Path, model_dir: Path) -> dict[str, Any]:
-    from moderation.training import train_and_save
+    from moderation.core.training import train_and_save
 
     log("training on all corpora …")
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -142,7 +142,7 @@ def bench_rss(model_dir: Path) -> dict[str, float]:
 
 
 def bench_accuracy(data_dir: Path, out_dir: Path) -> dict[str, Any]:
-    from moderation.evaluation import run_evaluation, write_report
+    from moderation.core.evaluation import run_evaluation, write_report
 
     log("evaluation protocol (this takes a while) …")
     evaluation = run_evaluation(data_dir, progress=log)
@@ -220,7 +220,7 @@ def main() -> None:
     if not (args.data / "youtube-spam-collection").is_dir():
         sys.exit(f"error: no corpora in {args.data} (pass --data or set MODERATION_DATA_DIR)")
 
-    from moderation.model_store import library_versions, load_model
+    from moderation.core.model_store import library_versions, load_model
 
     results: dict[str, Any] = {"cpus": os.cpu_count(), "load_before": os.getloadavg(), "libraries": library_versions()}
     with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:

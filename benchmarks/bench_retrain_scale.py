@@ -43,10 +43,10 @@ def populate(url: str, n: int, data_dir: Path | None, *, sites: int = 20, seed: 
     """Insert `n` labelled comments over `sites` sites and 30 days, in bulk."""
     from sqlalchemy import insert
 
-    from moderation import db
-    from moderation.corpora import load_folder, load_starter
-    from moderation.rules import fingerprint
-    from moderation.schema import CommentRecord, LabelRecord, Site
+    from moderation.core.corpora import load_folder, load_starter
+    from moderation.policy.rules import fingerprint
+    from moderation.store import db
+    from moderation.store.schema import CommentRecord, LabelRecord, Site
 
     rng = random.Random(seed)
     pool = load_starter() + (load_folder(data_dir) if data_dir else [])

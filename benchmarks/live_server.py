@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from moderation import db
-from moderation.sites import create_site
+from moderation.store import db
+from moderation.store.sites import create_site
 
 MODERATION = str(Path(sys.executable).parent / "moderation")
 
@@ -127,7 +127,7 @@ def in_process(folder: Path, model_dir: Path, site_name: str) -> Iterator[InProc
 
     The engine is disposed after the block. Raises what `create_app` raises (a bad model folder: ModelError).
     """
-    from moderation.app import create_app
+    from moderation.web.app import create_app
 
     app = create_app(
         {

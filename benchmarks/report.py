@@ -56,7 +56,7 @@ def _accuracy_section(results: dict[str, Any], runs: Sequence[SplitRuns], out_di
         "often the decisions outside it were right on the test side. MCC and F1 are also given at p ≥ 0.5.",
         "Recall at 1% FPR is read off the test ROC curve (an oracle operating point, for comparison only).",
         "",
-        "- **this project**: `moderation.classifier.train_model` (features + logistic regression + calibration).",
+        "- **this project**: `moderation.core.classifier.train_model` (features + logistic regression + calibration).",
         "- **TF-IDF + LR baseline**: `train_baseline`, scikit-learn defaults on the raw text.",
         "- **bogofilter**: Debian's bogofilter, default parameters, trained with `bogofilter -s/-n -M`, scored",
         "  with `-M -T` (the spamicity). Words it has not seen score its default robx = 0.52, so short comments",
@@ -83,7 +83,7 @@ def _accuracy_section(results: dict[str, Any], runs: Sequence[SplitRuns], out_di
     if acc.get("skipped"):
         lines += [f"Skipped: {', '.join(f'{k} ({v})' for k, v in acc['skipped'].items())}.", ""]
     for protocol, means in acc["means"].items():
-        from moderation.evaluation import PROTOCOLS
+        from moderation.core.evaluation import PROTOCOLS
 
         lines += [f"### {protocol}: {PROTOCOLS[protocol]}", ""]
         rows = []

@@ -91,7 +91,7 @@ def _default_data_dir() -> Path:
 
 def run_accuracy(examples: list[Any], mode: Mode, log: Log) -> tuple[dict[str, Any], list[SplitRuns]]:
     """Every available method on every split of the mode's protocols."""
-    from moderation.evaluation import make_splits
+    from moderation.core.evaluation import make_splits
 
     skipped = {name: reason for name, cls in PEERS.items() if (reason := cls.missing())}
     for name, reason in skipped.items():
@@ -123,8 +123,8 @@ def run_accuracy(examples: list[Any], mode: Mode, log: Log) -> tuple[dict[str, A
 
 def run_speed(examples: list[Any], data_dir: Path, mode: Mode, work: Path, log: Log) -> dict[str, Any]:
     """Train the production model on all corpora (timed), then latency, throughput, load, memory, HTTP, profiles."""
-    from moderation.model_store import load_model
-    from moderation.training import train_and_save
+    from moderation.core.model_store import load_model
+    from moderation.core.training import train_and_save
 
     from . import speed
 
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--data: expected the public corpora in {data_dir}, found no youtube-spam-collection there")
     parts = args.only or ["accuracy", "speed", "scaling"]
 
-    from moderation.training import build_training_set
+    from moderation.core.training import build_training_set
 
     from . import report, scaling, speed
 

@@ -41,8 +41,8 @@ def grow(
     progress: Progress = print,
 ) -> list[dict[str, Any]]:
     """For each size: train the model (and bogofilter), save and reload it, and time scoring `probe` comments."""
-    from moderation.classifier import train_model
-    from moderation.model_store import save_model
+    from moderation.core.classifier import train_model
+    from moderation.core.model_store import save_model
 
     from .peers import Bogofilter
 

@@ -133,7 +133,7 @@ def rss_mb():
             yield line.split(":")[0], int(line.split()[1]) / 1024
 started = time.perf_counter()
 from moderation.comment import Comment
-from moderation.model_store import load_model
+from moderation.core.model_store import load_model
 imported = time.perf_counter()
 base = dict(rss_mb())["VmRSS"]
 model = load_model(Path(sys.argv[1]))

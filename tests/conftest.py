@@ -62,7 +62,7 @@ class _PostgresDatabases:
         self.count = 0
         self.dropper = ThreadPoolExecutor(max_workers=1)
         self.template = self._create(f"{self.prefix}_template")
-        from moderation import db
+        from moderation.store import db
 
         engine = db.make_engine(self.url(self.template))
         db.upgrade(engine)
@@ -130,7 +130,7 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def db_engine(db_url):
     """An engine on `db_url` with the migrations applied."""
-    from moderation import db
+    from moderation.store import db
 
     engine = db.make_engine(db_url)
     db.upgrade(engine)
@@ -141,7 +141,7 @@ def db_engine(db_url):
 @pytest.fixture
 def db_session(db_engine):
     """A session on the migrated test database."""
-    from moderation import db
+    from moderation.store import db
 
     with db.make_sessionmaker(db_engine)() as session:
         yield session
@@ -150,7 +150,7 @@ def db_session(db_engine):
 @pytest.fixture(scope="session")
 def tiny_model():
     """A SpamModel trained on TINY_CORPUS (once per session)."""
-    from moderation.classifier import train_model
+    from moderation.core.classifier import train_model
 
     return train_model(list(TINY_CORPUS), version="tiny-1")
 
@@ -158,7 +158,7 @@ def tiny_model():
 @pytest.fixture
 def model_dir(tmp_path, tiny_model):
     """A model folder in tmp_path holding `tiny_model`, marked current."""
-    from moderation.model_store import save_model
+    from moderation.core.model_store import save_model
 
     folder = tmp_path / "models"
     save_model(folder, tiny_model, data={"corpus": "tiny"}, metrics={})
@@ -186,7 +186,7 @@ def champion_store(db_engine, db_session, tmp_path, champion_model):
 @pytest.fixture
 def app(request, db_url, tmp_path):
     """The Flask app on the test database; its model folder is `model_dir` when the test uses that, else empty."""
-    from moderation.app import create_app
+    from moderation.web.app import create_app
 
     if "model_dir" in request.fixturenames:
         model_dir = request.getfixturevalue("model_dir")
@@ -209,7 +209,7 @@ def client(app):
 @pytest.fixture
 def site_key(app):
     """The plaintext API key of a fresh site in `app`'s database."""
-    from moderation.sites import create_site
+    from moderation.store.sites import create_site
 
     with app.extensions["moderation"].sessions() as session:
         _, key = create_site(session, "Test blog", "https://blog.example")

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from moderation.comment import Comment, Label, LabelledComment
-from moderation.rules import fingerprint
-from moderation.schema import CommentRecord, LabelRecord, Site
+from moderation.policy.rules import fingerprint
+from moderation.store.schema import CommentRecord, LabelRecord, Site
 
 # A domain the starter corpus does not cover: text-message prize scams vs friends arranging things.
 _SPAM_OPENERS = ["URGENT!", "Congratulations!", "FREE entry:", "Final notice:", "WINNER!!"]
@@ -87,8 +87,8 @@ def store_labelled(
 
 def starter_model(version: str, *, random_state: int = 0, extra: list[LabelledComment] | None = None):
     """An AdaptiveModel trained on the starter corpus (plus `extra`) by the streaming trainer."""
-    from moderation.corpora import load_starter
-    from moderation.incremental import WeightedExample, fit_streaming
+    from moderation.core.corpora import load_starter
+    from moderation.core.incremental import WeightedExample, fit_streaming
 
     examples = load_starter() + list(extra or [])
     random.Random(random_state).shuffle(examples)
@@ -98,8 +98,8 @@ def starter_model(version: str, *, random_state: int = 0, extra: list[LabelledCo
 
 def save_and_register(session, model_dir: Path, model, *, promote: bool) -> None:
     """Save `model` into `model_dir`, register it, and promote it when asked."""
-    from moderation import registry
-    from moderation.model_store import save_model
+    from moderation.core.model_store import save_model
+    from moderation.store import registry
 
     save_model(model_dir, model, data={"corpus": "starter"}, metrics={}, make_current=promote)
     registry.register(session, model_dir, model.version)

@@ -6,9 +6,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from moderation.comment import Comment
-from moderation.schema import CommentRecord
-from moderation.sites import create_site
-from moderation.users import create_user
+from moderation.store.schema import CommentRecord
+from moderation.store.sites import create_site
+from moderation.store.users import create_user
 
 PASSWORD = "review-password-123"
 
@@ -64,8 +64,8 @@ def add_comment(
 
 def check(sessions, site_id: int, comment: Comment) -> int:
     """Run the real check (no model: everything is held) and return the stored comment's id."""
-    from moderation.checking import check_comment
-    from moderation.schema import Site
+    from moderation.checking.check import check_comment
+    from moderation.store.schema import Site
 
     with sessions() as session:
         record, _ = check_comment(session, session.get(Site, site_id), comment, model=None)

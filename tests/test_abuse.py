@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from sqlalchemy import MetaData, select
 
 from benchmarks.live_server import MODERATION, serve, service_env
-from moderation.app import create_app
 from moderation.errors import ConfigError, ModelIntegrityError
 from moderation.settings import DEFAULT_SECRET_KEY
-from moderation.sites import create_site, hash_key
-from moderation.users import create_user
+from moderation.store.sites import create_site, hash_key
+from moderation.store.users import create_user
+from moderation.web.app import create_app
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 PASSWORD = "correct horse battery staple"
@@ -231,7 +231,7 @@ def _evil_artifact(marker: Path) -> bytes:
 
 def test_tampered_artifact_is_never_unpickled(model_dir, tmp_path):
     """An artifact replaced by a code-running pickle is refused on its hash; the marker file never appears."""
-    from moderation.model_store import current_version, load_model
+    from moderation.core.model_store import current_version, load_model
 
     marker = tmp_path / "unpickled.marker"
     version = current_version(model_dir)
@@ -246,7 +246,7 @@ def test_tampered_artifact_is_never_unpickled(model_dir, tmp_path):
 
 def test_tampered_artifact_served_app_holds_and_never_unpickles(db_url, tmp_path, model_dir, site_key, app):
     """The running app facing a tampered artifact holds comments, /readyz says why, the pickle never runs."""
-    from moderation.model_store import current_version
+    from moderation.core.model_store import current_version
 
     marker = tmp_path / "served.marker"
     (model_dir / f"{current_version(model_dir)}.joblib").write_bytes(_evil_artifact(marker))
@@ -263,9 +263,9 @@ def test_tampered_artifact_served_app_holds_and_never_unpickles(db_url, tmp_path
 
 def test_tampered_registry_bytes_are_never_unpickled(db_session, model_dir, tmp_path):
     """Artifact bytes altered in the database registry are refused on their hash before reaching any model folder."""
-    from moderation import registry
-    from moderation.model_store import current_version
-    from moderation.schema import ModelArtifact
+    from moderation.core.model_store import current_version
+    from moderation.store import registry
+    from moderation.store.schema import ModelArtifact
 
     version = current_version(model_dir)
     registry.register(db_session, model_dir, version)

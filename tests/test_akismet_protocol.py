@@ -7,7 +7,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from moderation.akismet import (
+from moderation.comment import Decision
+from moderation.web.akismet import (
     akismet_trigger,
     key_from_host,
     key_sites_csv,
@@ -17,7 +18,6 @@ from moderation.akismet import (
     request_key,
     text_codec,
 )
-from moderation.comment import Decision
 
 
 def test_parse_params_reads_query_and_body_in_order():

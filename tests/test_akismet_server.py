@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from moderation.schema import AuditEvent, CommentRecord, LabelRecord
-from moderation.sites import create_site
+from moderation.store.schema import AuditEvent, CommentRecord, LabelRecord
+from moderation.store.sites import create_site
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "akismet.md"
 BLOG = "https://blog.example"
@@ -433,7 +433,7 @@ def test_test_trigger_is_audited(app, server, site_key):
 @sqlite_only
 def test_comment_check_shares_the_check_rate_limit(db_url, tmp_path):
     """RATELIMIT_CHECK applies to comment-check too: the third check within the minute gets 429."""
-    from moderation.app import create_app
+    from moderation.web.app import create_app
 
     app = create_app({"TESTING": True, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path / "models"),
                       "INSTANCE_PATH": str(tmp_path), "RATELIMIT_CHECK": "2/minute"})

@@ -8,11 +8,11 @@ import time
 import pytest
 from sqlalchemy import text
 
-from moderation.api import parse_timestamp, signature
-from moderation.app import create_app
 from moderation.errors import ConfigError
-from moderation.schema import CommentRecord
-from moderation.sites import create_site, revoke_site, site_for_key
+from moderation.store.schema import CommentRecord
+from moderation.store.sites import create_site, revoke_site, site_for_key
+from moderation.web.api import parse_timestamp, signature
+from moderation.web.app import create_app
 
 SPAM = {"content": "Cheap viagra cialis online, no prescription http://pills-shop.xyz", "author_name": "cheap pills"}
 HAM = {

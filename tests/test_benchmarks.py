@@ -12,7 +12,7 @@ from benchmarks.accuracy import compare, review_band, review_workload
 from benchmarks.peers import Bogofilter, SpamAssassinBayes, to_rfc822
 from benchmarks.speed import parse_wrk, percentiles
 from moderation.comment import Comment, Label
-from moderation.evaluation import Split
+from moderation.core.evaluation import Split
 
 
 def _split(tiny_corpus):

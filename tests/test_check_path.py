@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import bindparam, select, text
 
-from moderation import db
-from moderation.checking import check_and_store, check_comment, site_settings
+from moderation.checking.check import check_and_store, check_comment, site_settings
 from moderation.comment import Comment, Decision
 from moderation.errors import StoreError
-from moderation.policy import SiteSettings
-from moderation.precompiled import Precompiled
-from moderation.schema import AuditEvent, CommentRecord, Site
-from moderation.sites import create_site
+from moderation.policy.decision import SiteSettings
+from moderation.store import db
+from moderation.store.precompiled import Precompiled
+from moderation.store.schema import AuditEvent, CommentRecord, Site
+from moderation.store.sites import create_site
 
 FULL = Comment(
     content="Cheap pills http://x.top é 😀",
@@ -241,7 +241,7 @@ def test_loading_a_model_freezes_what_is_alive(model_dir):
     """After a model loads, the objects alive then (the model among them) are left out of garbage collections."""
     import gc
 
-    from moderation.serving import ModelHolder
+    from moderation.web.model_holder import ModelHolder
 
     gc.unfreeze()
     holder = ModelHolder(model_dir)

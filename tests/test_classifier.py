@@ -11,9 +11,9 @@ from sklearn.base import clone
 from sklearn.metrics import matthews_corrcoef
 from tiny_corpus import TINY_CORPUS
 
-from moderation.classifier import (
+from moderation.comment import Comment, Decision, Label, LabelledComment
+from moderation.core.classifier import (
     SpamModel,
-    Thresholds,
     _folds,
     example_weights,
     platt_scaling,
@@ -21,9 +21,9 @@ from moderation.classifier import (
     train_baseline,
     train_model,
 )
-from moderation.comment import Comment, Decision, Label, LabelledComment
+from moderation.core.features import SIGNALS_BEFORE_RECORDED_LAYOUT
+from moderation.core.thresholds import Thresholds
 from moderation.errors import DataError, ModelIntegrityError
-from moderation.features import SIGNALS_BEFORE_RECORDED_LAYOUT
 
 SPAMMY = Comment("Check out my channel http://bit.ly/xyz and subscribe please!!!", author_name="Best Music Promo")
 HAMMY = Comment("Thanks for taking the time to write this, the explanation was clear.", author_name="Lee")

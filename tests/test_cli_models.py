@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from moderation import model_store
 from moderation.cli import main
 from moderation.comment import Label
-from moderation.training import train_and_save
+from moderation.core import model_store
+from moderation.core.training import train_and_save
 
 SPAMMY = "Cheap viagra cialis online http://pills-shop.xyz buy now"
 

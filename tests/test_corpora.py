@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from moderation.comment import Comment, Label, LabelledComment
-from moderation.corpora import (
+from moderation.core.corpora import (
     YOUTUBE_VIDEO_URLS,
     counts,
     deduplicate,
@@ -369,7 +369,7 @@ def test_real_youtube_counts(corpora_dir: Path) -> None:
 @pytest.mark.corpora
 def test_real_youtube_comments_know_their_video(corpora_dir: Path) -> None:
     """Every comment carries its video's URL, so ham linking to its own video (a time in it) is recognised."""
-    from moderation.features import extract_signals
+    from moderation.core.features import extract_signals
 
     examples = load_youtube(corpora_dir / "youtube-spam-collection")
     assert {e.group: e.comment.permalink for e in examples} == YOUTUBE_VIDEO_URLS

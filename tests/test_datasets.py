@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from moderation.cli import main
-from moderation.datasets import DATASETS, Dataset, fetch, sha256_file
+from moderation.core.datasets import DATASETS, Dataset, fetch, sha256_file
 from moderation.errors import DatasetFetchError
 
 

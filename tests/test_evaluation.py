@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moderation import evaluation
-from moderation.classifier import Thresholds
 from moderation.comment import Comment, Label, LabelledComment
-from moderation.corpora import dedup_key
+from moderation.core import evaluation, metrics
+from moderation.core.corpora import dedup_key
+from moderation.core.thresholds import Thresholds
 from moderation.errors import DataError
 
 
@@ -89,7 +89,7 @@ def test_binary_metrics_on_known_scores():
     """Precision, recall, MCC, FPR and the threshold bands match a hand-worked example."""
     y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
     scores = np.array([0.95, 0.8, 0.6, 0.3, 0.7, 0.2, 0.1, 0.05])
-    m = evaluation.binary_metrics(y, scores, Thresholds(hold=0.5, spam=0.75, discard=0.9))
+    m = metrics.binary_metrics(y, scores, Thresholds(hold=0.5, spam=0.75, discard=0.9))
     assert (m["precision"], m["recall"], m["fpr"]) == (0.75, 0.75, 0.25)
     assert m["mcc"] == pytest.approx(0.5)
     assert m["roc_auc"] == pytest.approx(14 / 16)
@@ -117,7 +117,7 @@ def test_evaluate_split_runs_both_models_side_by_side(tiny_corpus):
 @pytest.mark.corpora
 def test_real_corpora_splits_do_not_leak(corpora_dir):
     """On the real corpora, every split of every protocol is free of test text on the training side."""
-    from moderation.training import build_training_set
+    from moderation.core.training import build_training_set
 
     examples = build_training_set(corpora_dir)
     splits = evaluation.make_splits(examples, list(evaluation.PROTOCOLS))

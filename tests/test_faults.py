@@ -20,9 +20,9 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.live_server import new_site_key, serve, service_env, wait_for
-from moderation import db
-from moderation.app import create_app
-from moderation.schema import CommentRecord
+from moderation.store import db
+from moderation.store.schema import CommentRecord
+from moderation.web.app import create_app
 
 HAM = {"content": "Thanks for the write-up, the second chart cleared it up for me.", "author_name": "Dana"}
 
@@ -235,7 +235,7 @@ def test_broken_model_means_hold_everything_and_readyz_says_why(db_url, tmp_path
 
 
 def _assert_champion_untouched(model_dir: Path, champion: str, before: dict[str, bytes]) -> None:
-    from moderation.model_store import current_version, load_model
+    from moderation.core.model_store import current_version, load_model
 
     assert current_version(model_dir) == champion
     after = {p.name: p.read_bytes() for p in model_dir.iterdir()}
@@ -259,7 +259,7 @@ def tiny_tmpfs(tmp_path):
 
 def test_disk_full_on_real_tmpfs_leaves_the_champion_untouched(tiny_tmpfs, tiny_model):
     """Saving a new model onto a full 64 KiB tmpfs fails with ENOSPC; CURRENT, the champion and its files stay."""
-    from moderation.model_store import save_model
+    from moderation.core.model_store import save_model
 
     model_dir = tiny_tmpfs / "models"
     champion = save_model(model_dir, tiny_model, data={"corpus": "tiny"}, metrics={}).version
@@ -282,7 +282,7 @@ def test_disk_full_on_real_tmpfs_leaves_the_champion_untouched(tiny_tmpfs, tiny_
 @pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
 def test_disk_full_at_any_step_leaves_the_champion_untouched(tmp_path, tiny_model, monkeypatch, failing):
     """ENOSPC raised by write, fsync or rename while saving a model leaves CURRENT, the champion and no debris."""
-    from moderation import model_store
+    from moderation.core import model_store
 
     model_dir = tmp_path / "models"
     champion = model_store.save_model(model_dir, tiny_model, data={}, metrics={}).version

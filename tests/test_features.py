@@ -18,8 +18,7 @@ from sklearn.exceptions import NotFittedError
 from tiny_corpus import TINY_CORPUS
 
 from moderation.comment import Comment
-from moderation.errors import ModelIntegrityError
-from moderation.features import (
+from moderation.core.features import (
     SIGNAL_NAMES,
     SIGNALS_BEFORE_RECORDED_LAYOUT,
     CommentFeatures,
@@ -28,6 +27,7 @@ from moderation.features import (
     extract_signals,
     prepare,
 )
+from moderation.errors import ModelIntegrityError
 
 
 def _comments(corpus):
@@ -137,8 +137,8 @@ _contact_text = st.lists(
 def test_contact_signals_equal_the_full_scans(text):
     """Skipping the email and handle scans without an "@" and the phone scan under 8 digits changes no
     count: the signals equal those of every pattern run on every text."""
-    from moderation.features import _DIGIT, _EMAIL, _HANDLE, _PHONE
-    from moderation.text import normalize
+    from moderation.core.features import _DIGIT, _EMAIL, _HANDLE, _PHONE
+    from moderation.core.text import normalize
 
     normalized = normalize(text)
     phones = [p for p in _PHONE.findall(normalized) if 8 <= len(_DIGIT.findall(p)) <= 15]
@@ -153,7 +153,7 @@ def test_contact_signals_equal_the_full_scans(text):
 @given(st.lists(st.integers(0, 40), max_size=60))
 def test_counted_equals_numpy_unique(values):
     """The single row's n-gram counting gives `np.unique(..., return_counts=True)`, empty input included."""
-    from moderation.features import _counted
+    from moderation.core.features import _counted
 
     array = np.array(values, dtype=np.intp)
     columns, counts = _counted(array)
@@ -165,7 +165,7 @@ def test_counted_equals_numpy_unique(values):
 
 def _counted_patterns():
     """(pattern, its ASCII members) of each character count the signals take."""
-    from moderation import features as module
+    from moderation.core import features as module
 
     return (
         (module._DIGIT, module._ASCII_DIGITS),
@@ -184,7 +184,7 @@ def test_ascii_members_of_the_counted_patterns_are_exact():
 @given(st.text(max_size=60) | st.text(st.characters(max_codepoint=127), max_size=60))
 def test_character_counts_equal_findall(text):
     """Counting digits, letters and capitals gives len(findall) on ASCII and other text alike."""
-    from moderation.features import _count_matching
+    from moderation.core.features import _count_matching
 
     for pattern, members in _counted_patterns():
         assert _count_matching(text, pattern, members) == len(pattern.findall(text))

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from review_helpers import PASSWORD, csrf_from, login
 from werkzeug.datastructures import MultiDict
 
-from moderation.api import FIELD_LIMITS
-from moderation.sites import create_site
+from moderation.store.sites import create_site
+from moderation.web.api import FIELD_LIMITS
 
 # Hypothesis reuses the function-scoped app and key across examples on purpose: one database per test.
 fuzz = settings(
@@ -343,7 +343,7 @@ query_value = st.one_of(
 @example(page="/review/", args={"q": "9" * 30}, comment_id=1)  # an id past BIGINT: was a 500
 def test_review_pages_answer_any_query_for_a_logged_in_admin(app, page, args, comment_id):
     """Queue, search, stats, sites, deliveries and item pages answer hostile query strings without a 5xx."""
-    from moderation.users import create_user
+    from moderation.store.users import create_user
 
     client = app.extensions.get("fuzz-admin-client")
     if client is None:  # log in once per app: argon2 per example would make this test slow for nothing
@@ -359,7 +359,7 @@ def test_review_pages_answer_any_query_for_a_logged_in_admin(app, page, args, co
 
 def test_review_ids_beyond_bigint_are_404(app):
     """Comment and site ids past BIGINT in review URLs are 404 on both databases (were a 500 / 503)."""
-    from moderation.users import create_user
+    from moderation.store.users import create_user
 
     with app.extensions["moderation"].sessions() as session:
         create_user(session, "big-admin", PASSWORD, role="admin")
@@ -396,7 +396,7 @@ REVIEW_FORMS = ["/review/comments/1/decide", "/review/bulk", "/review/undo", "/r
 @example(path="/review/comments/1/decide", fields=[("action", "spam"), ("focus", "9" * 5000)])  # was a 500
 def test_review_forms_answer_any_fields_for_a_logged_in_admin(app, path, fields):
     """Decide, bulk, undo and site forms with hostile fields (and a valid CSRF token) never answer a 5xx."""
-    from moderation.users import create_user
+    from moderation.store.users import create_user
 
     client = app.extensions.get("fuzz-form-client")
     if client is None:
@@ -415,7 +415,7 @@ def test_review_forms_answer_any_fields_for_a_logged_in_admin(app, path, fields)
 def test_numbers_past_column_ranges_are_not_errors(app, client):
     """Site ids past INTEGER and comment ids or pages past BIGINT, in paths, filters and signed headers, are
     answered 404/401/200 on both databases (PostgreSQL answered 503 "database unavailable" before)."""
-    from moderation.users import create_user
+    from moderation.store.users import create_user
 
     with app.extensions["moderation"].sessions() as session:
         create_user(session, "range-admin", PASSWORD, role="admin")
@@ -472,7 +472,7 @@ def test_every_route_answers_any_request_without_5xx(model_dir, app, data):
 def test_akismet_parsers_never_raise_and_give_storable_text(query, body, charset, host):
     """parse_params, parse_comment and key_from_host take any bytes, charset and Host: no exception, and every
     value is storable text (no lone surrogates, no NUL)."""
-    from moderation.akismet import key_from_host, parse_comment, parse_params
+    from moderation.web.akismet import key_from_host, parse_comment, parse_params
 
     try:
         params = parse_params(query, body, content_type_charset=charset)

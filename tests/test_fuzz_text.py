@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import moderation
 from moderation.comment import Comment
-from moderation.text import (
+from moderation.core.text import (
     MAX_CHARS,
     drop_links_to,
     extract_links,
@@ -151,7 +151,7 @@ def test_same_page_and_drop_links_to_never_raise(url, page):
 )
 def test_extract_signals_never_raises_and_values_are_finite(content, name, email, url, agent, permalink):
     """extract_signals() gives every named signal a finite float for any hostile comment."""
-    from moderation.features import SIGNAL_NAMES, extract_signals
+    from moderation.core.features import SIGNAL_NAMES, extract_signals
 
     signals = extract_signals(
         Comment(
@@ -166,7 +166,7 @@ def test_extract_signals_never_raises_and_values_are_finite(content, name, email
 @given(huge_text)
 def test_huge_input_is_read_in_bounded_time(text):
     """200k characters of a repeated hostile unit pass every text function without hanging."""
-    from moderation.features import extract_signals
+    from moderation.core.features import extract_signals
 
     for function, argument in (
         (normalize, text),
@@ -228,7 +228,8 @@ def _nested_unbounded_repeats(parsed, inside_unbounded: bool = False) -> list[st
 def test_the_audit_sees_the_package_regexes():
     """The audit finds the text and feature regexes (so an empty list cannot pass it vacuously)."""
     names = {name for name, _ in PATTERNS}
-    assert {"moderation.text._TAG", "moderation.text._BARE_DOMAIN", "moderation.features._EMAIL"} <= names
+    expected = {"moderation.core.text._TAG", "moderation.core.text._BARE_DOMAIN", "moderation.core.features._EMAIL"}
+    assert expected <= names
     assert _nested_unbounded_repeats(sre_parse.parse(r"(a+)+b")) and _nested_unbounded_repeats(
         sre_parse.parse("(a|b*)*")
     )
@@ -266,7 +267,7 @@ def test_regex_is_fast_on_100k_worst_cases(name, pattern):
 
 def test_review_highlight_pattern_is_fast_on_worst_cases():
     """The highlight regex built from reason terms (review.render) stays linear on 100k-character text."""
-    from moderation.review.render import highlight
+    from moderation.web.review.render import highlight
 
     terms = ["a a a a", "aaaa", "subscrib", "check out my channel", "a" * 80]
     for unit in ("a ", "a", "a  ", "check out my ", "A\u0301 "):

@@ -9,9 +9,9 @@ import pytest
 from learning_helpers import save_and_register, starter_model
 
 from benchmarks.live_server import serve, service_env
-from moderation import db, registry
-from moderation.schema import CommentRecord
-from moderation.sites import create_site
+from moderation.store import db, registry
+from moderation.store.schema import CommentRecord
+from moderation.store.sites import create_site
 
 RELOAD_WINDOW = 30.0
 

@@ -8,9 +8,9 @@ from learning_helpers import domain, starter_model
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import normalize
 
-from moderation import incremental
 from moderation.comment import Comment, Label
-from moderation.incremental import SiteAdjustment, fit_site_adjustment
+from moderation.core import incremental
+from moderation.core.incremental import SiteAdjustment, fit_site_adjustment
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,8 @@ def test_hashed_features_saved_before_layouts_were_recorded_keep_the_old_signals
     """A fitted HashedFeatures without `signal_names_` reads the layout of its time; unknown signals are refused."""
     import pickle
 
+    from moderation.core.features import SIGNALS_BEFORE_RECORDED_LAYOUT
     from moderation.errors import ModelIntegrityError
-    from moderation.features import SIGNALS_BEFORE_RECORDED_LAYOUT
 
     old = pickle.loads(pickle.dumps(model.features))
     del old.signal_names_

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from benchmarks.live_server import rss_kib, serve, service_env
-from moderation import db
-from moderation.sites import create_site
+from moderation.store import db
+from moderation.store.sites import create_site
 
 WORDS = [
     "thanks", "post", "great", "article", "chart", "code", "build", "error", "python", "fix", "loan", "casino",

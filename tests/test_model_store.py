@@ -9,9 +9,10 @@ import os
 import pytest
 from tiny_corpus import TINY_CORPUS
 
-from moderation import model_store
-from moderation.classifier import SpamModel, Thresholds, train_model
 from moderation.comment import Comment
+from moderation.core import model_store
+from moderation.core.classifier import SpamModel, train_model
+from moderation.core.thresholds import Thresholds
 from moderation.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 
 DATA = {"fingerprint": "ab12cd" + "0" * 58, "counts": {"total": 16, "spam": 8, "ham": 8}}
@@ -237,7 +238,7 @@ def test_current_naming_a_bad_or_missing_version_is_refused(model_dir, save):
 
 def test_model_with_signals_this_code_does_not_compute_is_refused_on_load(model_dir, spam_model):
     """An intact artifact whose features use a signal unknown to this code (newer code) is refused by name."""
-    from moderation.features import SIGNAL_NAMES
+    from moderation.core.features import SIGNAL_NAMES
 
     newer = copy.deepcopy(_versioned(spam_model, "v-newer"))
     newer.features.signal_names_ = (*SIGNAL_NAMES, "signal_from_the_future")

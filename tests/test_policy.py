@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.classifier import Thresholds
 from moderation.comment import Clue, Decision, Score
+from moderation.core.thresholds import Thresholds
 from moderation.errors import ConfigError
-from moderation.policy import RuleHit, SiteSettings, band, decide, percent
+from moderation.policy.decision import RuleHit, SiteSettings, band, decide, percent
 
 MODEL = Thresholds(hold=0.5, spam=0.9, discard=0.99)
 

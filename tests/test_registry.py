@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from learning_helpers import save_and_register, starter_model
 
-from moderation import registry
+from moderation.core.model_store import artifact_path, current_version, load_model
 from moderation.errors import ModelIntegrityError, NotFoundError
-from moderation.model_store import artifact_path, current_version, load_model
-from moderation.schema import ModelArtifact
+from moderation.store import registry
+from moderation.store.schema import ModelArtifact
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_prune_keeps_the_newest_and_the_champion(db_session, tmp_path, three_mod
 
 def test_adopt_current_registers_a_trained_model_as_champion(db_session, tmp_path, three_models):
     """A model made current by `moderation train` becomes the first champion."""
-    from moderation.model_store import save_model
+    from moderation.core.model_store import save_model
 
     folder = tmp_path / "models"
     save_model(folder, three_models[1], data={}, metrics={})

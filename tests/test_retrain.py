@@ -13,13 +13,20 @@ from pathlib import Path
 import pytest
 from learning_helpers import domain, new_site, save_and_register, store_labelled
 
-from moderation import registry
 from moderation.comment import Label
+from moderation.core.model_store import current_version, list_manifests
 from moderation.errors import StoreError
-from moderation.model_store import current_version, list_manifests
-from moderation.retrain import EXIT_NOT_PROMOTED, EXIT_PROMOTED, RetrainOptions, retrain, retrain_lock, training_batches
-from moderation.schema import LabelRecord
-from moderation.site_learning import SINGLE_SITE_SHARE
+from moderation.learning.retrain import (
+    EXIT_NOT_PROMOTED,
+    EXIT_PROMOTED,
+    RetrainOptions,
+    retrain,
+    retrain_lock,
+    training_batches,
+)
+from moderation.learning.site_learning import SINGLE_SITE_SHARE
+from moderation.store import registry
+from moderation.store.schema import LabelRecord
 
 MODERATION = str(Path(sys.executable).parent / "moderation")
 FAST = RetrainOptions(epochs=4, site_daily_cap=1e9)
@@ -127,7 +134,7 @@ def _limit_file_size() -> None:
 
 def _cli_store(tmp_path, champion_model, labels) -> tuple[str, Path, dict[str, str]]:
     """A SQLite file with `champion_model` promoted and one site's `labels`: (URL, model folder, CLI environment)."""
-    from moderation import db
+    from moderation.store import db
 
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     engine = db.make_engine(url)
@@ -143,7 +150,7 @@ def _cli_store(tmp_path, champion_model, labels) -> tuple[str, Path, dict[str, s
 
 def test_a_full_disk_mid_retrain_leaves_the_champion_serving(tmp_path, champion_model):
     """`moderation retrain` that cannot write its files exits 1; champion, CURRENT and the folder are unchanged."""
-    from moderation import db
+    from moderation.store import db
 
     url, folder, env = _cli_store(tmp_path, champion_model, domain(100, 100))
     files = sorted(p.name for p in folder.iterdir())
@@ -196,7 +203,7 @@ def test_cli_sites_only(tmp_path, champion_model):
 
 def test_metrics_without_a_value_are_stored_as_null():
     """NaN and infinite metrics (a one-class held-out slice) become JSON null, which PostgreSQL accepts."""
-    from moderation.retrain import json_safe
+    from moderation.learning.retrain import json_safe
 
     found = json_safe({"roc_auc": {"challenger": float("nan"), "champion": 0.9}, "counts": [float("inf"), 3]})
     assert found == {"roc_auc": {"challenger": None, "champion": 0.9}, "counts": [None, 3]}

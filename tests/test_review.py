@@ -5,7 +5,7 @@ import re
 import pytest
 from review_helpers import PASSWORD, add_comment, add_site, add_user, csrf_from, login
 
-from moderation.schema import AuditEvent, CommentRecord, LabelRecord, Site, WebhookDelivery
+from moderation.store.schema import AuditEvent, CommentRecord, LabelRecord, Site, WebhookDelivery
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_session_cookie_flags(client, sessions):
 
 def test_secure_cookie_in_production(db_url, tmp_path):
     """With MODERATION_ENV=production the session cookie is marked Secure."""
-    from moderation.app import create_app
+    from moderation.web.app import create_app
 
     app = create_app({"ENV": "production", "SECRET_KEY": "x" * 40, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path)})
     try:
@@ -220,7 +220,7 @@ def test_admin_creates_site_and_sees_key_once(admin, sessions):
     html = admin.post("/review/sites", data={"name": "New blog", "csrf_token": _token(admin, "/review/sites")})
     key = re.search(r'<code class="key" id="new-key">([a-z0-9]{12})</code>', html.get_data(as_text=True)).group(1)
     with sessions() as session:
-        from moderation.sites import site_for_key
+        from moderation.store.sites import site_for_key
 
         assert site_for_key(session, key).name == "New blog"
     assert key not in admin.get("/review/sites").get_data(as_text=True)
@@ -228,7 +228,7 @@ def test_admin_creates_site_and_sees_key_once(admin, sessions):
 
 def test_admin_edits_site_settings_in_policy_shape(admin, sessions):
     """Thresholds, lists and callback URL are saved in the shape policy.SiteSettings reads."""
-    from moderation.policy import SiteSettings
+    from moderation.policy.decision import SiteSettings
 
     site_id, _ = add_site(sessions)
     token = _token(admin, f"/review/sites/{site_id}")
@@ -292,7 +292,7 @@ def test_open_redirect_is_refused(client, sessions):
 
 def test_one_address_cannot_spray_many_accounts(client, sessions, monkeypatch):
     """Failed logins from one address across different accounts are throttled with 429."""
-    from moderation.review import auth
+    from moderation.web.review import auth
 
     monkeypatch.setattr(auth, "IP_FAILURES_ALLOWED", 3)
     add_user(sessions)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from moderation.review import charts, render
+from moderation.web.review import charts, render
 
 
 def test_highlight_escapes_everything_but_its_own_marks():
@@ -52,7 +52,7 @@ def test_chart_escapes_labels_and_draws_one_bar_per_value():
 @pytest.mark.parametrize("target", ["//[", "http://[::1", "https://evil.example/", "//evil.example", "\\\\evil", ""])
 def test_safe_next_refuses_anything_but_a_local_path(target):
     """Redirect targets that are not plain local paths, including ones urlsplit cannot parse, fall back."""
-    from moderation.review.auth import safe_next
+    from moderation.web.review.auth import safe_next
 
     assert safe_next(target, "/review/") == "/review/"
     assert safe_next("/review/search?q=x", "/review/") == "/review/search?q=x"

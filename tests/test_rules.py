@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from moderation.checking import check_comment
+from moderation.checking.check import check_comment
 from moderation.comment import Comment, Decision, Label
-from moderation.labels import record_label
-from moderation.policy import SiteSettings
-from moderation.rules import fingerprint, history_hits, list_match, stateless_hits
-from moderation.sites import create_site
+from moderation.policy.decision import SiteSettings
+from moderation.policy.rules import fingerprint, history_hits, list_match, stateless_hits
+from moderation.store.labels import record_label
+from moderation.store.sites import create_site
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -72,8 +72,8 @@ def test_switches_turn_rules_off():
 def test_rules_answer_the_same_after_the_model_read_the_text():
     """The rules see the same text and links whether or not the features already normalised the comment
     and extracted its links (they share `text`'s caches), and whether those caches are cold."""
-    from moderation.features import prepare
-    from moderation.text import _links, normalize
+    from moderation.core.features import prepare
+    from moderation.core.text import _links, normalize
 
     comment = Comment(content='<a href="http://x.top">sh\u043ep</a> casino http://a.example http://b.example')
     settings = SiteSettings(blocklist=("shop",))

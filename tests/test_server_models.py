@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from moderation.model_store import artifact_path, save_model, set_current
-from moderation.serving import ModelHolder, ensure_model
+from moderation.core.model_store import artifact_path, save_model, set_current
+from moderation.web.model_holder import ModelHolder
+from moderation.web.serving import ensure_model
 
 
 def test_empty_folder_means_no_model_with_a_reason(tmp_path):

@@ -7,12 +7,12 @@ import random
 import pytest
 from learning_helpers import new_site, store_labelled
 
-from moderation import registry
-from moderation.checking import check_comment
+from moderation.checking.check import check_comment
 from moderation.comment import Comment, Decision, Label
-from moderation.model_store import load_model
-from moderation.retrain import RetrainOptions, retrain
-from moderation.site_learning import parse_source_weights
+from moderation.core.model_store import load_model
+from moderation.learning.retrain import RetrainOptions, retrain
+from moderation.learning.site_learning import parse_source_weights
+from moderation.store import registry
 
 PHRASE = "Thanks for sharing, this was really helpful"
 NORMAL_HAM = [

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from moderation import db
-from moderation.checking import check_comment
+from moderation.checking.check import check_comment
 from moderation.comment import Comment, Decision, Label
 from moderation.errors import ConfigError, NotFoundError, StoreError
-from moderation.labels import record_label, set_status
-from moderation.privacy import anonymize_ip, export_site, parse_age, purge
-from moderation.schema import AuditEvent, CommentRecord, LabelRecord
-from moderation.sites import create_site, hash_key, list_sites, revoke_site, site_for_key, update_settings
+from moderation.store import db
+from moderation.store.labels import record_label, set_status
+from moderation.store.privacy import anonymize_ip, export_site, parse_age, purge
+from moderation.store.schema import AuditEvent, CommentRecord, LabelRecord
+from moderation.store.sites import create_site, hash_key, list_sites, revoke_site, site_for_key, update_settings
 
 
 def test_migrations_create_every_table(db_engine):
@@ -197,7 +197,7 @@ def test_migrations_match_the_schema(db_engine):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from moderation.schema import Base
+    from moderation.store.schema import Base
 
     with db_engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
@@ -217,8 +217,8 @@ def _plan(connection, statement, parameters) -> str:
 
 def test_comment_lookups_use_an_index(db_engine):
     """The history rules' query and the app's other lookups of comments search an index, never scan the table."""
-    from moderation.policy import SiteSettings
-    from moderation.rules import history_parameters, history_query
+    from moderation.policy.decision import SiteSettings
+    from moderation.policy.rules import history_parameters, history_query
 
     now = datetime.now(UTC)
     # With email and IP every count runs (without, SQLite plans a scan for the constant-false ones it never runs).

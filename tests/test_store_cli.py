@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from moderation import db
-from moderation.checking import check_comment
+from moderation.checking.check import check_comment
 from moderation.cli import main
 from moderation.comment import Comment
-from moderation.schema import CommentRecord
-from moderation.sites import site_for_key
+from moderation.store import db
+from moderation.store.schema import CommentRecord
+from moderation.store.sites import site_for_key
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_purge_and_export(run, db_url):
     run("sites", "add", "Blog")
     engine = db.make_engine(db_url)
     with db.make_sessionmaker(engine)() as session:
-        from moderation.sites import get_site
+        from moderation.store.sites import get_site
 
         site = get_site(session, 1)
         old, _ = check_comment(session, site, Comment(content="old", author_email="a@b.example"), model=None)

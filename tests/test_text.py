@@ -7,7 +7,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.text import MAX_CHARS, Link, drop_links_to, extract_links, normalize, same_page, tokenize
+from moderation.core.text import MAX_CHARS, Link, drop_links_to, extract_links, normalize, same_page, tokenize
 
 
 def test_zero_width_and_bom_removed():
@@ -158,7 +158,7 @@ def test_drop_links_to_removes_only_links_to_the_page():
 def test_cached_text_functions_answer_like_fresh_calls():
     """`normalize` and `extract_links` remember recent texts without sharing state: each call returns a new
     list of links, and a cleared cache gives the same answers."""
-    from moderation.text import _links
+    from moderation.core.text import _links
 
     text = '<a href="http://evil.xyz/p">www.paypal.com</a> see http://bit.ly/abc'
     first = extract_links(text)
@@ -172,7 +172,7 @@ def test_cached_text_functions_answer_like_fresh_calls():
 
 def _surface_tokens_one_by_one(text):
     """The reference: every token checked for being a URL (what `surface_tokens` skips when none can be)."""
-    from moderation.text import _TOKEN, url_host
+    from moderation.core.text import _TOKEN, url_host
 
     tokens = []
     for token in _TOKEN.findall(text[:MAX_CHARS].lower()):
@@ -192,7 +192,7 @@ def _surface_tokens_one_by_one(text):
 )
 def test_surface_tokens_turn_exactly_the_urls_into_hosts(text):
     """Tokens equal the one-by-one reference: URL tokens become their host, others stay as written."""
-    from moderation.text import surface_tokens
+    from moderation.core.text import surface_tokens
 
     assert surface_tokens(text) == _surface_tokens_one_by_one(text)
 
@@ -204,7 +204,7 @@ def test_what_normalize_skips_for_ascii_text_would_not_change_it():
     import sys
     import unicodedata
 
-    from moderation.text import _COMBINING_STACK, _HAS_HOMOGLYPH, _INVISIBLE
+    from moderation.core.text import _COMBINING_STACK, _HAS_HOMOGLYPH, _INVISIBLE
 
     ascii_text = "".join(map(chr, range(128)))
     assert unicodedata.normalize("NFKC", ascii_text) == ascii_text
@@ -220,7 +220,7 @@ def _normalize_every_step(text):
     import re
     import unicodedata
 
-    from moderation import text as module
+    from moderation.core import text as module
 
     text = text[:MAX_CHARS]
     if "<" in text:

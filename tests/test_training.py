@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation import model_store, training
 from moderation.comment import Comment, Label, LabelledComment
+from moderation.core import folds, model_store, thresholds, training
 
 
 def _example(text: str, label: Label, source: str = "web", group: str = "") -> LabelledComment:
@@ -29,7 +29,7 @@ _SMS_AND_VIDEOS = [
 def test_threshold_blocks_at_most_the_rate_of_ham():
     """With ham scores 0.00…0.99, a 1% rate lets only the single highest ham through."""
     ham = np.arange(100) / 100
-    t = training.threshold_for_ham_rate(ham, 0.01)
+    t = thresholds.threshold_for_ham_rate(ham, 0.01)
     assert 0.98 < t <= 0.99
     assert np.mean(ham >= t) == pytest.approx(0.01)
 
@@ -37,19 +37,19 @@ def test_threshold_blocks_at_most_the_rate_of_ham():
 def test_tied_ham_scores_stay_below_the_threshold():
     """When the cut falls inside a run of equal scores, the whole run stays below it."""
     ham = np.array([0.2] * 50 + [0.7] * 50)
-    t = training.threshold_for_ham_rate(ham, 0.1)
+    t = thresholds.threshold_for_ham_rate(ham, 0.1)
     assert t > 0.7
     assert np.mean(ham >= t) == 0.0
 
 
 def test_threshold_never_exceeds_one():
     """Ham scored exactly 1.0 cannot be excluded: the threshold caps at 1.0 (Thresholds' upper bound)."""
-    assert training.threshold_for_ham_rate(np.array([1.0, 0.2]), 0.01) == 1.0
+    assert thresholds.threshold_for_ham_rate(np.array([1.0, 0.2]), 0.01) == 1.0
 
 
 def test_no_ham_gives_a_neutral_threshold():
     """Without ham to measure, the threshold is the neutral 0.5."""
-    assert training.threshold_for_ham_rate(np.array([]), 0.01) == 0.5
+    assert thresholds.threshold_for_ham_rate(np.array([]), 0.01) == 0.5
 
 
 @settings(max_examples=60, deadline=None)
@@ -60,7 +60,7 @@ def test_no_ham_gives_a_neutral_threshold():
 def test_threshold_is_the_lowest_that_meets_the_rate(scores, rate):
     """The chosen threshold meets the rate, and the next ham score down would break it."""
     ham = np.array(scores)
-    t = training.threshold_for_ham_rate(ham, rate)
+    t = thresholds.threshold_for_ham_rate(ham, rate)
     assert np.mean(ham >= t) <= rate + 1e-12
     below = ham[ham < t]
     if below.size:
@@ -71,7 +71,7 @@ def test_thresholds_follow_the_documented_rates():
     """hold, spam and discard leave at most 2%, 1% and 0.1% of held-out ham at or above them."""
     rng = np.random.default_rng(0)
     ham = rng.beta(1, 8, size=5000)
-    t = training.choose_thresholds(ham)
+    t = thresholds.choose_thresholds(ham)
     assert t.hold <= t.spam <= t.discard
     assert np.mean(ham >= t.hold) <= 0.02
     assert np.mean(ham >= t.spam) <= 0.01
@@ -84,10 +84,10 @@ def test_per_source_rates_take_the_strictest_source_but_ignore_the_starter():
     lax = np.linspace(0, 0.3, 1000)
     strict = np.linspace(0, 0.9, 200)
     starter = np.full(150, 0.999)
-    t = training.choose_thresholds({"sms": lax, "youtube": strict, "starter": starter})
+    t = thresholds.choose_thresholds({"sms": lax, "youtube": strict, "starter": starter})
     assert np.mean(strict >= t.spam) <= 0.01
     assert t.spam < 0.999
-    only_starter = training.choose_thresholds({"starter": starter})
+    only_starter = thresholds.choose_thresholds({"starter": starter})
     assert only_starter.spam > 0.999
 
 
@@ -102,24 +102,24 @@ def test_group_validated_rate_shrinks_when_an_unseen_group_would_be_over_blocked
     """A group whose ham runs high would see more than the rate from thresholds read off the others, so the
     rate shrinks until, each group held out in turn, at most 1% of all ham is blocked."""
     scores, groups = _shifted_groups(0.02)
-    share = training.group_validated_rate(scores, groups, 0.01)
+    share = thresholds.group_validated_rate(scores, groups, 0.01)
     assert share < 0.01
     blocked = sum(
-        np.sum(scores[groups == g] >= training.threshold_for_ham_rate(scores[groups != g], share)) for g in "abcd"
+        np.sum(scores[groups == g] >= thresholds.threshold_for_ham_rate(scores[groups != g], share)) for g in "abcd"
     )
     assert blocked <= 0.01 * len(scores)
-    plain = training.threshold_for_ham_rate(scores, 0.01)
-    assert training.threshold_for_ham_rate(scores, share) > plain
+    plain = thresholds.threshold_for_ham_rate(scores, 0.01)
+    assert thresholds.threshold_for_ham_rate(scores, share) > plain
 
 
 def test_group_validated_rate_keeps_the_rate_for_alike_or_ungrouped_ham():
     """Groups that score alike keep the full rate; so do ham without groups (one score per group) or too few groups."""
     scores, groups = _shifted_groups(0.0)
-    assert training.group_validated_rate(scores, groups, 0.01) == 0.01
+    assert thresholds.group_validated_rate(scores, groups, 0.01) == 0.01
     shifted, _ = _shifted_groups(0.02)
-    assert training.group_validated_rate(shifted, np.arange(len(shifted)).astype(str), 0.01) == 0.01
+    assert thresholds.group_validated_rate(shifted, np.arange(len(shifted)).astype(str), 0.01) == 0.01
     two = np.repeat(np.array(["a", "b"]), 400)
-    assert training.group_validated_rate(shifted, two, 0.01) == 0.01
+    assert thresholds.group_validated_rate(shifted, two, 0.01) == 0.01
 
 
 def test_thresholds_for_many_rates_match_one_at_a_time():
@@ -127,25 +127,25 @@ def test_thresholds_for_many_rates_match_one_at_a_time():
     rng = np.random.default_rng(1)
     ham = rng.random(137)
     rates = np.array([0.0, 0.001, 0.01, 0.2, 1.0])
-    many = training.thresholds_for_ham_rates(ham, rates)
-    assert list(many) == [training.threshold_for_ham_rate(ham, r) for r in rates]
+    many = thresholds.thresholds_for_ham_rates(ham, rates)
+    assert list(many) == [thresholds.threshold_for_ham_rate(ham, r) for r in rates]
 
 
 def test_grouped_sources_choose_stricter_thresholds():
     """With groups given, a grouped source's thresholds meet each rate on its groups held out in turn;
     without them (or for another source) the plain rates apply."""
     scores, groups = _shifted_groups(0.02)
-    plain = training.choose_thresholds({"youtube": scores})
-    grouped = training.choose_thresholds({"youtube": scores}, groups={"youtube": groups})
+    plain = thresholds.choose_thresholds({"youtube": scores})
+    grouped = thresholds.choose_thresholds({"youtube": scores}, groups={"youtube": groups})
     assert grouped.spam > plain.spam
     assert grouped.hold >= plain.hold
-    assert training.choose_thresholds({"youtube": scores}, groups={"sms": groups}) == plain
+    assert thresholds.choose_thresholds({"youtube": scores}, groups={"sms": groups}) == plain
 
 
 def test_held_out_groups_follow_the_ham_scores():
     """`ham_groups_by_source` lines up with `ham_scores_by_source`: same sources, same ham, same order."""
-    scores = training.ham_scores_by_source(_SMS_AND_VIDEOS, np.array([0.5, 0.2, 0.1, 0.9, 0.3]))
-    groups = training.ham_groups_by_source(_SMS_AND_VIDEOS)
+    scores = thresholds.ham_scores_by_source(_SMS_AND_VIDEOS, np.array([0.5, 0.2, 0.1, 0.9, 0.3]))
+    groups = thresholds.ham_groups_by_source(_SMS_AND_VIDEOS)
     assert list(scores["youtube"]) == [0.1, 0.3]
     assert list(groups["youtube"]) == ["youtube:Psy", "youtube:Eminem"]
     assert set(groups) == set(scores) and len(groups["sms"]) == 1
@@ -153,7 +153,7 @@ def test_held_out_groups_follow_the_ham_scores():
 
 def test_single_group_sources_are_not_grouped():
     """SMS messages (all labelled group "sms") are independent units; YouTube videos stay whole."""
-    groups = training.split_groups(_SMS_AND_VIDEOS)
+    groups = folds.split_groups(_SMS_AND_VIDEOS)
     assert groups[0] != groups[1]
     assert groups[2] == groups[3] != groups[4]
 
@@ -165,8 +165,8 @@ def test_grouped_folds_never_split_a_group():
         for video in ("A", "B", "C", "D", "E", "F")
         for i in range(10)
     ]
-    groups = training.split_groups(examples)
-    for _, test in training.grouped_folds(examples, folds=3):
+    groups = folds.split_groups(examples)
+    for _, test in folds.grouped_folds(examples, folds=3):
         held_out = {groups[i] for i in test}
         assert all(groups[i] in held_out for i in range(len(examples)) if groups[i] in held_out)
         assert sum(1 for g in groups if g in held_out) == len(test)
@@ -220,9 +220,9 @@ def test_build_training_set_adds_and_deduplicates_a_folder(tmp_path):
 def test_real_corpora_fold_plan_keeps_videos_whole(corpora_dir):
     """On the real corpora each YouTube video sits in exactly one held-out fold and SMS is spread out."""
     examples = training.build_training_set(corpora_dir)
-    folds = training.grouped_folds(examples)
+    plan = folds.grouped_folds(examples)
     for video in {e.group for e in examples if e.source == "youtube"}:
         members = {i for i, e in enumerate(examples) if e.source == "youtube" and e.group == video}
-        assert sum(1 for _, test in folds if members & set(test.tolist())) == 1
+        assert sum(1 for _, test in plan if members & set(test.tolist())) == 1
     sms = {i for i, e in enumerate(examples) if e.source == "sms"}
-    assert all(sms & set(test.tolist()) for _, test in folds)
+    assert all(sms & set(test.tolist()) for _, test in plan)

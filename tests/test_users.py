@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from moderation import users
 from moderation.cli import main
 from moderation.errors import AccountLockedError, ConfigError, LoginError
-from moderation.schema import AuditEvent
+from moderation.store import users
+from moderation.store.schema import AuditEvent
 
 PASSWORD = "correct horse battery"
 

@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 from webhook_receiver import Receiver
 
-from moderation import webhooks
 from moderation.cli import main
-from moderation.db import make_sessionmaker
-from moderation.schema import CommentRecord, WebhookDelivery
-from moderation.sites import create_site
+from moderation.store.db import make_sessionmaker
+from moderation.store.schema import CommentRecord, WebhookDelivery
+from moderation.store.sites import create_site
+from moderation.web import webhooks
 
 SECRET = "s3cret-for-tests"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from ..errors import ModerationError
+from moderation.errors import ModerationError
 
 
 @contextmanager
@@ -32,7 +32,7 @@ def user_errors() -> Iterator[None]:
 
 def load_settings() -> dict[str, Any]:
     """Every setting from the environment; a value that cannot be used is a one-line click error."""
-    from .. import settings
+    from moderation import settings
 
     with user_errors():
         return settings.load()

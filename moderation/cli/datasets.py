@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ModerationError
+from moderation.errors import ModerationError
 
 
 @click.group("datasets")
@@ -25,7 +25,7 @@ def datasets() -> None:
 )
 def fetch(dest: Path) -> None:
     """Download the YouTube and SMS spam collections from UCI and check every file's SHA-256."""
-    from ..datasets import fetch as fetch_datasets
+    from moderation.core.datasets import fetch as fetch_datasets
 
     try:
         paths = fetch_datasets(dest)

@@ -17,7 +17,15 @@ from typing import Any
 
 import click
 
-from .common import MODEL_DIR_OPTION, data_folder, data_option, load_settings, model_folder, progress, user_errors
+from moderation.cli.common import (
+    MODEL_DIR_OPTION,
+    data_folder,
+    data_option,
+    load_settings,
+    model_folder,
+    progress,
+    user_errors,
+)
 
 
 @contextmanager
@@ -33,7 +41,8 @@ def _user_errors() -> Iterator[None]:
 
 
 def _engine(values: dict[str, Any]) -> Any:
-    from .. import db, settings
+    from moderation import settings
+    from moderation.store import db
 
     engine = db.make_engine(settings.database_url(values))
     db.upgrade(engine)
@@ -60,8 +69,8 @@ def retrain(force: bool, dry_run: bool, sites_only: bool, data_dir: Path | None,
     With --sites-only, refit only each site's own model on the champion's global model (fast) and
     promote that. Exit status: 0 promoted (dry run: would be), 3 not promoted (dry run: would not be), 1 error.
     """
-    from ..retrain import RetrainOptions
-    from ..retrain import retrain as run
+    from moderation.learning.retrain import RetrainOptions
+    from moderation.learning.retrain import retrain as run
 
     values = load_settings()
     with _user_errors():
@@ -105,7 +114,7 @@ def models() -> None:
 
 
 def _session(values: dict[str, Any]) -> Any:
-    from ..db import make_sessionmaker
+    from moderation.store.db import make_sessionmaker
 
     return make_sessionmaker(_engine(values))()
 
@@ -113,7 +122,7 @@ def _session(values: dict[str, Any]) -> Any:
 @models.command("list")
 def list_models() -> None:
     """List registered models, newest first, with their status and key metrics."""
-    from .. import registry
+    from moderation.store import registry
 
     values = load_settings()
     with _user_errors(), _session(values) as session:
@@ -136,7 +145,7 @@ def list_models() -> None:
 @click.argument("version")
 def show(version: str) -> None:
     """Print one registered model's status and manifest as JSON."""
-    from .. import registry
+    from moderation.store import registry
 
     values = load_settings()
     with _user_errors(), _session(values) as session:
@@ -156,7 +165,7 @@ def show(version: str) -> None:
 @click.argument("version")
 def promote(version: str) -> None:
     """Make VERSION the champion every worker serves (within MODEL_RELOAD_SECONDS)."""
-    from .. import registry
+    from moderation.store import registry
 
     values = load_settings()
     with _user_errors(), _session(values) as session:
@@ -167,7 +176,7 @@ def promote(version: str) -> None:
 @models.command("rollback")
 def rollback() -> None:
     """Reject the champion and bring back the model promoted before it."""
-    from .. import registry
+    from moderation.store import registry
 
     values = load_settings()
     with _user_errors(), _session(values) as session:

@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 import click
 from sqlalchemy.orm import Session
 
-from ..errors import ModerationError
+from moderation.errors import ModerationError
 
 
 @contextmanager
 def _session() -> Iterator[Session]:
     """A session on the configured database, migrated to the newest schema."""
-    from .. import db, settings
+    from moderation import settings
+    from moderation.store import db
 
     values = settings.load()
     engine = db.make_engine(settings.database_url(values))
@@ -45,7 +46,7 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def add(name: str, role: str, password_stdin: bool) -> None:
     """Add a user called NAME, prompting for a password."""
-    from ..users import create_user
+    from moderation.store.users import create_user
 
     password = _read_password(password_stdin)
     try:
@@ -61,7 +62,7 @@ def add(name: str, role: str, password_stdin: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def passwd(name: str, password_stdin: bool) -> None:
     """Set a new password for NAME and unlock the account."""
-    from ..users import set_password
+    from moderation.store.users import set_password
 
     password = _read_password(password_stdin)
     try:
@@ -75,7 +76,7 @@ def passwd(name: str, password_stdin: bool) -> None:
 @users.command("list")
 def list_() -> None:
     """List users with their role and whether they are locked out."""
-    from ..users import list_users
+    from moderation.store.users import list_users
 
     try:
         with _session() as session:

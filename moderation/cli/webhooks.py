@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..errors import ModerationError
+from moderation.errors import ModerationError
 
 
 @click.group("webhooks")
@@ -19,8 +19,9 @@ def webhooks() -> None:
 @click.option("--loop", "loop_seconds", type=float, default=0.0, help="Keep running, one pass every N seconds.")
 def deliver(limit: int, loop_seconds: float) -> None:
     """Send every callback whose time has come; safe to run while servers deliver too."""
-    from .. import db, settings
-    from ..webhooks import deliver_due
+    from moderation import settings
+    from moderation.store import db
+    from moderation.web.webhooks import deliver_due
 
     values = settings.load()
     try:

@@ -61,7 +61,7 @@ class LiveServer:
 @pytest.fixture
 def live_server(tmp_path):
     """A real HTTP server for a fresh app on a SQLite file in tmp_path."""
-    from moderation.app import create_app
+    from moderation.web.app import create_app
 
     (tmp_path / "models").mkdir()
     app = create_app(

@@ -11,8 +11,8 @@ import pytest
 from review_helpers import PASSWORD, add_comment, add_site, add_user
 from webhook_receiver import Receiver
 
-from moderation import webhooks
-from moderation.schema import CommentRecord, LabelRecord, ModelVersion, WebhookDelivery
+from moderation.store.schema import CommentRecord, LabelRecord, ModelVersion, WebhookDelivery
+from moderation.web import webhooks
 
 pytestmark = pytest.mark.browser
 

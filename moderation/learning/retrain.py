@@ -1,0 +1,595 @@
+"""Retrain from the store: public corpora + starter corpus + every stored label → challenger → maybe champion.
+
+    retrain(engine, model_dir, data_dir, options) -> RetrainResult
+
+1. Take the retrain lock (PostgreSQL advisory lock; a lock file beside a SQLite database), so two
+   retrains run one after the other.
+2. Hold out the `holdout` most recent labelled comments (latest label per comment, never `is_test`).
+3. Stream everything else from the database in batches (server-side cursor), mixed with a share of the
+   shuffled corpora per batch, into `incremental.fit_streaming`; stored labels are weighted and capped
+   per site and day (`site_learning`). Then fit each site's own correction.
+   With `sites_only`, steps 2-4 are instead: refit only each site's model, on every label, keeping the
+   champion's global model (`refit_site_models`, the fast path), and promote that.
+4. Score the held-out comments with the challenger and the champion, each with its site corrections,
+   and compare on `metrics`. Promote only when the challenger is not worse on every one (or `force`).
+5. Save the challenger atomically (model_store), register it with its bytes and the comparison,
+   promote it or not, prune old artifacts. `dry_run` stops before any of this and changes nothing.
+
+A crash or a full disk anywhere before the promotion's single commit leaves the champion serving: the
+artifact is written to a temp file and renamed, the registry row and bytes land in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from moderation.comment import Label, LabelledComment
+from moderation.errors import ConfigError, StoreError
+
+# Exit codes of `moderation retrain`, for cron.
+EXIT_PROMOTED = 0  # challenger promoted (or, with --dry-run, would be)
+EXIT_ERROR = 1  # something went wrong: nothing changed
+EXIT_NOT_PROMOTED = 3  # challenger saved but not better on every metric (or, with --dry-run, would not be)
+
+RETRAIN_LOCK_KEY = 0x6D6F6472  # pg_advisory_lock key: any constant unique to this application
+BATCH_SIZE = 2000  # stored comments per streamed batch: bounds memory (~2000 prepared comments)
+MIN_HOLDOUT_PER_CLASS = 5  # fewer held-out spam or ham than this and a comparison means nothing
+STORE_SOURCE = "store"  # the `source` stored labels train under (thresholds are also checked on them)
+
+Progress = Callable[[str], None]
+
+# Metrics a challenger can be judged on (names from metrics.binary_metrics): +1 higher is better.
+METRIC_DIRECTIONS = {
+    "roc_auc": 1,
+    "recall_at_1pct_fpr": 1,
+    "precision": 1,
+    "recall": 1,
+    "f1": 1,
+    "mcc": 1,
+    "mcc_at_spam": 1,
+    "spam_caught": 1,
+    "fpr": -1,
+    "ham_blocked": -1,
+}
+
+
+def _quiet(_: str) -> None:
+    """Say nothing."""
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    """What a retrain may do and how it judges; `from_settings` reads the MODERATION_* settings."""
+
+    force: bool = False
+    dry_run: bool = False
+    sites_only: bool = False  # refit the champion's site models only (`refit_site_models`)
+    metrics: tuple[str, ...] = ("recall_at_1pct_fpr", "mcc_at_spam")
+    holdout: int = 1000
+    keep_models: int = 5
+    source_weights: dict[str, float] = field(
+        default_factory=lambda: {"moderator": 1.0, "feedback": 0.5, "akismet": 0.5}
+    )
+    site_daily_cap: float = 25.0
+    site_min_labels: int = 10
+    site_max_labels: int = 5000
+    lock_timeout: float = 3600.0
+    epochs: int | None = None
+    random_state: int = 0
+
+    @classmethod
+    def from_settings(cls, values: dict[str, Any], **overrides: Any) -> RetrainOptions:
+        """Options from a settings dict (see settings.py); ConfigError for unusable values."""
+        from moderation.learning.site_learning import parse_source_weights
+
+        metrics = tuple(m.strip() for m in str(values["RETRAIN_METRICS"]).split(",") if m.strip())
+        unknown = [m for m in metrics if m not in METRIC_DIRECTIONS]
+        if not metrics or unknown:
+            raise ConfigError(
+                f"RETRAIN_METRICS: expected names among {', '.join(sorted(METRIC_DIRECTIONS))}, "
+                f"found {values['RETRAIN_METRICS']!r}"
+            )
+        options = cls(
+            metrics=metrics,
+            holdout=int(values["RETRAIN_HOLDOUT"]),
+            keep_models=int(values["RETRAIN_KEEP_MODELS"]),
+            source_weights=parse_source_weights(values["RETRAIN_SOURCE_WEIGHTS"]),
+            site_daily_cap=float(values["RETRAIN_SITE_DAILY_CAP"]),
+            site_min_labels=int(values["SITE_MIN_LABELS"]),
+            site_max_labels=int(values["SITE_MAX_LABELS"]),
+            lock_timeout=float(values["RETRAIN_LOCK_TIMEOUT"]),
+        )
+        return options.replace(**overrides)
+
+    def replace(self, **changes: Any) -> RetrainOptions:
+        """A copy with some fields changed."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+@dataclass
+class RetrainResult:
+    """What a retrain did: the comparison, the decision and where the challenger went."""
+
+    challenger: str
+    champion: str | None
+    comparison: dict[str, dict[str, float]]
+    holdout: dict[str, int]
+    training: dict[str, int]
+    promoted: bool
+    would_promote: bool
+    reason: str
+    dry_run: bool
+    seconds: float
+    pruned: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """EXIT_PROMOTED when promoted (dry run: would be), else EXIT_NOT_PROMOTED."""
+        return EXIT_PROMOTED if self.would_promote else EXIT_NOT_PROMOTED
+
+
+# --- the lock --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def retrain_lock(engine: Engine, timeout: float, model_dir: Path) -> Iterator[None]:
+    """Hold the retrain lock for the block: a PostgreSQL advisory lock, or a file lock for SQLite.
+
+    Waits up to `timeout` seconds; StoreError when another retrain still holds it.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text(f"SET lock_timeout = {int(max(timeout, 0.001) * 1000)}"))
+            try:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": RETRAIN_LOCK_KEY})
+            except OperationalError as exc:
+                raise StoreError(f"another retrain is still running after {timeout:.0f} s; try again later") from exc
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RETRAIN_LOCK_KEY})
+                connection.commit()
+        return
+    from filelock import FileLock, Timeout
+
+    database = engine.url.database or ""
+    path = f"{database}.retrain.lock" if database and database != ":memory:" else str(Path(model_dir) / ".retrain.lock")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(path, timeout=timeout):
+            yield
+    except Timeout as exc:
+        raise StoreError(f"another retrain is still running after {timeout:.0f} s (lock {path})") from exc
+
+
+# --- the data ----------------------------------------------------------------------------------------------
+
+
+def holdout_cutoff(session: Session, size: int) -> int | None:
+    """The label id from which the `size` most recent latest labels are held out (None: nothing held out)."""
+    from moderation.learning.site_learning import latest_labels_query
+
+    if size <= 0:
+        return None
+    latest = latest_labels_query().order_by(None).subquery()
+    query = select(latest.c.id).order_by(latest.c.id.desc()).limit(size)
+    found = [int(i) for i in session.scalars(query)]
+    return min(found) if found else None
+
+
+def count_labels(session: Session) -> int:
+    """How many comments have a label (never test checks)."""
+    from moderation.learning.site_learning import latest_labels_query
+
+    sub = latest_labels_query().order_by(None).subquery()
+    return int(session.scalar(select(func.count()).select_from(sub)) or 0)
+
+
+def _corpora(data_dir: Path | None) -> list[LabelledComment]:
+    from moderation.core.training import build_training_set
+
+    return build_training_set(data_dir)
+
+
+def training_batches(
+    session: Session,
+    corpora: Sequence[LabelledComment],
+    *,
+    cutoff: int | None,
+    options: RetrainOptions,
+    stats: dict[str, int],
+    progress: Progress = _quiet,
+) -> Iterator[list[Any]]:
+    """Batches of WeightedExample: stored labels older than `cutoff`, each batch with its share of the corpora.
+
+    Mixing the corpora into every batch keeps SGD's batches alike (a batch of only one site's labels
+    would pull the weights one way, the next the other). Repeats of (site, text skeleton, label) count once.
+    """
+    from moderation.core.incremental import WeightedExample
+    from moderation.learning.site_learning import (
+        PhraseSites,
+        daily_counts,
+        label_weight,
+        latest_labels_query,
+        skeleton,
+        stream_labels,
+    )
+    from moderation.store.schema import LabelRecord
+
+    rng = np.random.default_rng(options.random_state)
+    query = latest_labels_query()
+    if cutoff is not None:
+        query = query.where(LabelRecord.id < cutoff)
+    total = count_labels(session) - (stats.get("holdout", 0))
+    parts = max(1, math.ceil(max(total, 0) / BATCH_SIZE))
+    order = rng.permutation(len(corpora))
+    shares = np.array_split(order, parts)
+    counts = daily_counts(session, cutoff)
+    sites = PhraseSites()
+    for batch in stream_labels(session, query, BATCH_SIZE):  # first pass: which phrases several sites share
+        for stored in batch:
+            sites.add(stored.site_id, stored.label, stored.comment.content)
+    progress("  phrase agreement across sites counted")
+    seen: set[tuple[int, str, str]] = set()
+    stats.update(stored=0, stored_duplicates=0, corpora=len(corpora))
+
+    def corpus_share(index: int) -> list[Any]:
+        if index >= len(shares):
+            return []
+        return [WeightedExample(corpora[i].comment, corpora[i].label, corpora[i].source) for i in shares[index]]
+
+    index = 0
+    for batch in stream_labels(session, query, BATCH_SIZE):
+        examples = corpus_share(index)
+        for stored in batch:
+            key = (stored.site_id, skeleton(stored.comment.content), stored.label.value)
+            if key in seen:
+                stats["stored_duplicates"] += 1
+                continue
+            seen.add(key)
+            weight = label_weight(
+                stored, counts, source_weights=options.source_weights, daily_cap=options.site_daily_cap, sites=sites
+            )
+            if weight > 0:
+                examples.append(WeightedExample(stored.comment, stored.label, STORE_SOURCE, weight, stored.site_id))
+                stats["stored"] += 1
+        rng.shuffle(examples)  # type: ignore[arg-type, unused-ignore]
+        index += 1
+        yield examples
+    while index < len(shares):  # no (or fewer) stored labels than expected: the rest of the corpora
+        yield corpus_share(index)
+        index += 1
+
+
+def holdout_examples(session: Session, cutoff: int | None) -> list[Any]:
+    """The held-out stored labels (label id ≥ `cutoff`), in memory (at most RETRAIN_HOLDOUT of them)."""
+    from moderation.learning.site_learning import latest_labels_query, stream_labels
+    from moderation.store.schema import LabelRecord
+
+    if cutoff is None:
+        return []
+    query = latest_labels_query().where(LabelRecord.id >= cutoff)
+    return [stored for batch in stream_labels(session, query, BATCH_SIZE) for stored in batch]
+
+
+# --- comparing -----------------------------------------------------------------------------------------------
+
+
+def holdout_scores(model: Any, held: Sequence[Any]) -> np.ndarray:
+    """Each held-out comment's spam probability from `model`, with its site's correction when it has one."""
+    from moderation.core.incremental import probabilities_for_site
+
+    scores = np.zeros(len(held))
+    by_site: dict[int, list[int]] = {}
+    for i, stored in enumerate(held):
+        by_site.setdefault(stored.site_id, []).append(i)
+    for site_id, rows in by_site.items():
+        scores[rows] = probabilities_for_site(model, [held[i].comment for i in rows], site_id)
+    return scores
+
+
+def compare(
+    challenger: Any, champion: Any | None, held: Sequence[Any], metrics: Sequence[str]
+) -> tuple[dict[str, dict[str, float]], bool, str]:
+    """Metrics of both models on the held-out comments, and whether the challenger is not worse on any."""
+    from moderation.core.metrics import binary_metrics
+
+    y = np.array([1 if s.label is Label.SPAM else 0 for s in held], dtype=int)
+    spam, ham = int(y.sum()), int(len(y) - y.sum())
+    mine = binary_metrics(y, holdout_scores(challenger, held), challenger.thresholds) if len(y) else {}
+    theirs = binary_metrics(y, holdout_scores(champion, held), champion.thresholds) if champion and len(y) else {}
+    keys = list(dict.fromkeys([*metrics, "roc_auc", "recall_at_1pct_fpr", "mcc", "mcc_at_spam", "ham_blocked"]))
+    comparison = {
+        k: {"challenger": float(mine.get(k, math.nan)), "champion": float(theirs.get(k, math.nan))} for k in keys
+    }
+    if champion is None:
+        return comparison, True, "no champion yet"
+    if min(spam, ham) < MIN_HOLDOUT_PER_CLASS:
+        return (
+            comparison,
+            False,
+            (
+                f"too few recent labels to compare (held out {spam} spam and {ham} ham, need {MIN_HOLDOUT_PER_CLASS} "
+                "of each); use --force to promote anyway"
+            ),
+        )
+
+    def not_worse(metric: str) -> bool:
+        mine, theirs = comparison[metric]["challenger"], comparison[metric]["champion"]
+        if math.isnan(theirs):
+            return True
+        return bool(METRIC_DIRECTIONS.get(metric, 1) * (mine - theirs) >= -1e-12)
+
+    worse = [m for m in metrics if not not_worse(m)]
+    if worse:
+        return comparison, False, "challenger is worse on " + ", ".join(worse)
+    return comparison, True, "challenger is not worse on " + ", ".join(metrics)
+
+
+# --- the pipeline ----------------------------------------------------------------------------------------
+
+
+def load_champion(session: Session, model_dir: Path) -> tuple[str | None, Any | None]:
+    """The registry's champion (fetched into `model_dir` when missing), else the folder's CURRENT model."""
+    from moderation.core.model_store import current_version, load_model
+    from moderation.store import registry
+
+    row = registry.champion(session)
+    if row is not None:
+        registry.fetch_artifact(session, row.version, model_dir)
+        return row.version, load_model(model_dir, row.version)
+    version = current_version(model_dir)
+    if version is None:
+        return None, None
+    return version, load_model(model_dir, version)
+
+
+def retrain(
+    engine: Engine,
+    model_dir: Path,
+    data_dir: Path | None,
+    options: RetrainOptions,
+    *,
+    progress: Progress = _quiet,
+) -> RetrainResult:
+    """Train a challenger on corpora + stored labels, compare it with the champion, maybe promote it.
+
+    Raises DataError (no usable training data), StoreError (database, lock), ModelError (the
+    champion's artifact is missing or altered). Nothing changes when anything fails, nor with
+    `options.dry_run`.
+    """
+    from moderation.core.incremental import DEFAULT_EPOCHS, fit_streaming
+    from moderation.core.model_store import new_version
+    from moderation.store import registry
+    from moderation.store.db import make_sessionmaker
+
+    started = time.perf_counter()
+    model_dir = Path(model_dir)
+    sessions = make_sessionmaker(engine)
+    with retrain_lock(engine, options.lock_timeout, model_dir), sessions() as session:
+        if not options.dry_run:
+            registry.adopt_current(session, model_dir, actor="retrain")
+        champion_version, champion = load_champion(session, model_dir)
+        progress(f"champion: {champion_version or 'none'}")
+        if options.sites_only:
+            return refit_site_models(session, model_dir, champion_version, champion, options, progress, started)
+
+        labelled = count_labels(session)
+        holdout_size = min(options.holdout, labelled // 5)
+        cutoff = holdout_cutoff(session, holdout_size)
+        held = holdout_examples(session, cutoff)
+        stats: dict[str, int] = {"labelled": labelled, "holdout": len(held)}
+        progress(f"stored labels: {labelled} ({len(held)} most recent held out for the comparison)")
+
+        corpora = _corpora(data_dir)
+        progress(f"corpora: {len(corpora)} examples (starter{f' + {data_dir}' if data_dir else ''})")
+        digest = hashlib.sha256(f"{len(corpora)}:{labelled}:{cutoff}".encode()).hexdigest()
+        version = _free_version(model_dir, new_version(digest))
+        progress("training the challenger")
+        result = fit_streaming(
+            training_batches(session, corpora, cutoff=cutoff, options=options, stats=stats, progress=progress),
+            version=version,
+            epochs=options.epochs or DEFAULT_EPOCHS,
+            random_state=options.random_state,
+            progress=progress,
+        )
+        challenger = result.model
+        progress("fitting per-site corrections")
+        challenger.sites = _site_models(session, challenger, options, progress, before_label_id=cutoff)
+        comparison, better, reason = compare(challenger, champion, held, options.metrics)
+        would_promote = better or options.force
+        if options.force and not better:
+            reason += " (promoted anyway: --force)"
+        held_counts = {"n": len(held), "spam": sum(s.label is Label.SPAM for s in held)}
+        held_counts["ham"] = held_counts["n"] - held_counts["spam"]
+        outcome = RetrainResult(
+            challenger=version,
+            champion=champion_version,
+            comparison=comparison,
+            holdout=held_counts,
+            training={**stats, **result.counts, "sites_with_corrections": len(challenger.sites)},
+            promoted=False,
+            would_promote=would_promote,
+            reason=reason,
+            dry_run=options.dry_run,
+            seconds=0.0,
+        )
+        if options.dry_run:
+            outcome.seconds = round(time.perf_counter() - started, 2)
+            return outcome
+
+        metrics = json_safe(
+            {
+                **result.metrics,
+                "comparison": comparison,
+                "holdout": held_counts,
+                "champion": champion_version,
+                "promoted": would_promote,
+                "reason": reason,
+            }
+        )
+        data = {
+            "fingerprint": digest,
+            "counts": outcome.training,
+            "data_dir": str(data_dir) if data_dir is not None else None,
+            "holdout_from_label_id": cutoff,
+        }
+        _publish(session, model_dir, challenger, outcome, options, data, metrics, "retrain", progress)
+        outcome.seconds = round(time.perf_counter() - started, 2)
+        return outcome
+
+
+def refit_site_models(
+    session: Session,
+    model_dir: Path,
+    champion_version: str | None,
+    champion: Any,
+    options: RetrainOptions,
+    progress: Progress,
+    started: float,
+) -> RetrainResult:
+    """The fast path: the champion's global model with every site's model refitted on all its labels.
+
+    Seconds per site instead of a full retrain, so a site's new labels shape its decisions soon (cron it
+    every few minutes). The global part is the champion's, unchanged, so there is nothing to compare:
+    the result is promoted (with `dry_run`: only fitted). No labels are held out: each site model is
+    chosen by cross-validation within its own labels. Called by `retrain` under its lock. Raises
+    DataError when the champion has no site models (trained by `moderation train`, or none at all).
+    """
+    from moderation.core.incremental import AdaptiveModel
+    from moderation.core.model_store import new_version, read_manifest
+    from moderation.errors import DataError
+
+    if champion_version is None or not isinstance(champion, AdaptiveModel):
+        raise DataError(
+            f"--sites-only refits the site models of a champion trained by `moderation retrain`, found "
+            f"{champion_version or 'no champion'}; run `moderation retrain` first"
+        )
+    labelled = count_labels(session)
+    digest = hashlib.sha256(f"sites:{champion_version}:{labelled}".encode()).hexdigest()
+    version = _free_version(model_dir, new_version(digest))
+    model = AdaptiveModel(
+        champion.features, champion.classifier, champion.calibration, version=version, thresholds=champion.thresholds
+    )
+    progress(f"refitting per-site models on {champion_version}'s global model")
+    model.sites = _site_models(session, model, options, progress)
+    reason = f"site models refitted on {champion_version}'s global model (unchanged)"
+    outcome = RetrainResult(
+        challenger=version,
+        champion=champion_version,
+        comparison={},
+        holdout={"n": 0, "spam": 0, "ham": 0},
+        training={"labelled": labelled, "sites_with_corrections": len(model.sites)},
+        promoted=False,
+        would_promote=True,
+        reason=reason,
+        dry_run=options.dry_run,
+        seconds=0.0,
+    )
+    if not options.dry_run:
+        before = read_manifest(model_dir, champion_version)
+        metrics = json_safe({**before.metrics, "sites_only": True, "global_from": champion_version, "reason": reason})
+        data = {**before.data, "sites_refitted_on_labels": labelled}
+        _publish(session, model_dir, model, outcome, options, data, metrics, "retrain --sites-only", progress)
+    outcome.seconds = round(time.perf_counter() - started, 2)
+    return outcome
+
+
+def _site_models(
+    session: Session, model: Any, options: RetrainOptions, progress: Progress, before_label_id: int | None = None
+) -> dict[int, Any]:
+    """Every site's own correction to `model`, within the options' label limits, from labels before the id."""
+    from moderation.learning.site_learning import fit_site_adjustments
+
+    return fit_site_adjustments(
+        session,
+        model,
+        min_labels=options.site_min_labels,
+        max_labels=options.site_max_labels,
+        source_weights=options.source_weights,
+        before_label_id=before_label_id,
+        progress=progress,
+    )
+
+
+def _publish(
+    session: Session,
+    model_dir: Path,
+    model: Any,
+    outcome: RetrainResult,
+    options: RetrainOptions,
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    actor: str,
+    progress: Progress,
+) -> None:
+    """Save and register `model` (the challenger `outcome` names), promote it if `outcome.would_promote`, prune.
+
+    Sets `outcome.promoted` and `outcome.pruned`. Raises what saving and the registry raise (OSError,
+    StoreError); the champion stays when anything before the promotion fails.
+    """
+    from moderation.core.model_store import save_model
+    from moderation.store import registry
+
+    manifest = save_model(model_dir, model, data=data, metrics=metrics, make_current=False)
+    progress(f"saved {manifest.artifact} ({manifest.size_bytes / 1e6:.1f} MB)")
+    registry.register(session, model_dir, outcome.challenger, actor=actor)
+    if outcome.would_promote:
+        registry.promote(session, outcome.challenger, actor=actor, model_dir=model_dir)
+        outcome.promoted = True
+        progress(f"promoted {outcome.challenger}")
+    outcome.pruned = registry.prune(session, model_dir, options.keep_models, actor=actor)
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None, so PostgreSQL's JSON type accepts it.
+
+    A held-out slice with one class has no ROC AUC or recall: the comparison says NaN, which Python's
+    json writes but PostgreSQL refuses (the registry row would fail after the artifact was saved).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def _free_version(model_dir: Path, version: str) -> str:
+    from moderation.core.model_store import artifact_path
+
+    candidate, suffix = version, 2
+    while artifact_path(model_dir, candidate).exists():
+        candidate, suffix = f"{version}-{suffix}", suffix + 1
+    return candidate
+
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_NOT_PROMOTED",
+    "EXIT_PROMOTED",
+    "RetrainOptions",
+    "RetrainResult",
+    "compare",
+    "json_safe",
+    "refit_site_models",
+    "retrain",
+    "retrain_lock",
+    "training_batches",
+]

@@ -1,0 +1,299 @@
+"""Per-site learning, safely: how much each stored label may teach, and each site's own correction.
+
+Two uses of a site's labels:
+
+- **The global model** learns from every site, but no site can dominate it. A stored label's weight is
+  its source's weight (`RETRAIN_SOURCE_WEIGHTS`: a moderator's decision counts more than a site's
+  feedback or an Akismet submit-spam/ham report) times a per-site, per-day cap: one site's labels of one
+  day add at most `RETRAIN_SITE_DAILY_CAP` to the total weight, however many it sends. Repeats of the
+  same text with the same label from the same site count once, even with counters, punctuation or
+  case changed (`skeleton`). And a phrase moves the global model only when at least two sites gave it
+  the same label: a label whose word trigrams no other site confirmed keeps `SINGLE_SITE_SHARE` of its
+  weight (`PhraseSites`). A key flooding submit-spam with a
+  common ham phrase therefore moves the global model by at most a couple of dozen examples' worth,
+  against thousands of ham examples in the corpora (tests/test_site_learning.py checks 1,000 reports).
+- **The site's own model** (`incremental.SiteAdjustment`: a correction of the global log-odds blended
+  with a model learned from the site's labels alone, the blend chosen by cross-validation within those
+  labels): fitted on that site's latest `SITE_MAX_LABELS` labels, uncapped, once it has
+  `SITE_MIN_LABELS`, and applied only to that site's comments. A site can teach its own filter anything,
+  quickly (`retrain --sites-only` refits only these), and nobody else's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from moderation.comment import SENDER_FIELDS, Comment, Label
+from moderation.errors import ConfigError
+from moderation.store.schema import CommentRecord, LabelRecord
+
+DEFAULT_SOURCE_WEIGHTS = {"moderator": 1.0, "feedback": 0.5, "akismet": 0.5}
+
+
+_NOT_LETTERS = re.compile(r"[\W\d_]+")
+
+
+def skeleton(text: str) -> str:
+    """A comment's letters only, lowercased: "Thanks for sharing 17!" and "thanks, for sharing 18" agree.
+
+    Repeats of one text with counters, punctuation or case changed are the cheapest way to flood the
+    reports; they count once per site and label.
+    """
+    letters = _NOT_LETTERS.sub("", text.lower())
+    return hashlib.sha1(letters.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
+
+
+# A phrase is a word trigram (letters only, lowercased). A stored label teaches the global model fully
+# only as far as its phrases were also given the same label by another site; a label none of whose
+# phrases another site confirms keeps this share of its weight (its own site's correction learns it fully).
+SINGLE_SITE_SHARE = 0.1
+PHRASE_SLOTS = 2**20  # hashed phrase table size: two int32 arrays, 8 MB, however many labels
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def phrases(text: str) -> set[int]:
+    """Hashed word trigrams of `text` (uni- and bigrams for texts under three words)."""
+    words = _WORD.findall(text.lower())
+    n = 3 if len(words) >= 3 else max(1, len(words))
+    return {zlib.crc32(" ".join(words[i : i + n]).encode("utf-8", "surrogatepass")) for i in range(len(words) - n + 1)}
+
+
+class PhraseSites:
+    """Which phrases more than one site labelled the same way: fixed memory, filled in one streamed pass."""
+
+    def __init__(self, slots: int = PHRASE_SLOTS) -> None:
+        import numpy as np
+
+        self.slots = slots
+        self.first = np.zeros((2, slots), dtype=np.int32)  # per label: first site seen in the slot (0: none)
+        self.shared = np.zeros((2, slots), dtype=bool)  # per label: a second site was seen too
+
+    def _slots(self, text: str) -> list[int]:
+        return [h % self.slots for h in phrases(text)]
+
+    def add(self, site_id: int, label: Label, text: str) -> None:
+        """Record that `site_id` gave `label` to a comment with `text`."""
+        row = 1 if label is Label.SPAM else 0
+        for slot in self._slots(text):
+            first = self.first[row, slot]
+            if first == 0:
+                self.first[row, slot] = site_id
+            elif first != site_id:
+                self.shared[row, slot] = True
+
+    def agreement(self, label: Label, text: str) -> float:
+        """The share of `text`'s phrases another site also gave `label` (1.0 for a text without words)."""
+        slots = self._slots(text)
+        if not slots:
+            return 1.0
+        row = 1 if label is Label.SPAM else 0
+        return float(self.shared[row, slots].mean())
+
+
+def parse_source_weights(text: str) -> dict[str, float]:
+    """Parse "moderator=1,feedback=0.5" into a dict; ConfigError naming the bad part otherwise."""
+    weights: dict[str, float] = {}
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError(part)
+            weights[name.strip()] = float(value)
+        except ValueError as exc:
+            raise ConfigError(f"RETRAIN_SOURCE_WEIGHTS: expected source=weight pairs, found {part!r}") from exc
+        if weights[name.strip()] < 0:
+            raise ConfigError(f"RETRAIN_SOURCE_WEIGHTS: weights must be >= 0, found {part!r}")
+    return weights
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLabel:
+    """A stored comment with its latest label, as read for training."""
+
+    label_id: int
+    comment_id: int
+    site_id: int
+    comment: Comment
+    label: Label
+    source: str
+    labelled_at: datetime
+    content_hash: str
+
+
+# The Comment fields besides content that the query reads, in its column order (the text ones first).
+_COMMENT_COLUMNS = (*SENDER_FIELDS, "language", "rendered_at", "submitted_at")
+
+
+def latest_labels_query() -> Any:
+    """Comments with their latest label (by label id), never test checks, oldest label first."""
+    latest = select(func.max(LabelRecord.id).label("label_id")).group_by(LabelRecord.comment_id).subquery()
+    return (
+        select(
+            LabelRecord.id,
+            LabelRecord.label,
+            LabelRecord.source,
+            LabelRecord.created_at,
+            CommentRecord.id,
+            CommentRecord.site_id,
+            CommentRecord.content,
+            CommentRecord.content_hash,
+            *(getattr(CommentRecord, name) for name in _COMMENT_COLUMNS),
+        )
+        .join(latest, latest.c.label_id == LabelRecord.id)
+        .join(CommentRecord, CommentRecord.id == LabelRecord.comment_id)
+        .where(CommentRecord.is_test.is_(False))
+        .order_by(LabelRecord.id)
+    )
+
+
+def _stored(row: Any) -> StoredLabel:
+    (label_id, label, source, at, comment_id, site_id, content, content_hash, *fields) = row
+    values = dict(zip(_COMMENT_COLUMNS, fields, strict=True))
+    for name in _COMMENT_COLUMNS[:-2]:
+        if values[name] is None and name != "user_agent":
+            values[name] = ""
+    return StoredLabel(
+        label_id=int(label_id),
+        comment_id=int(comment_id),
+        site_id=int(site_id),
+        comment=Comment(content=content or "", **values),
+        label=Label(label),
+        source=str(source),
+        labelled_at=at,
+        content_hash=str(content_hash or ""),
+    )
+
+
+def stream_labels(session: Session, query: Any, batch_size: int = 2000) -> Iterator[list[StoredLabel]]:
+    """Run `query` (from `latest_labels_query`) and yield its rows in lists of `batch_size`.
+
+    `yield_per` makes PostgreSQL use a server-side cursor and SQLite step through the result, so only
+    one batch of rows is in memory at a time.
+    """
+    result = session.execute(query.execution_options(yield_per=batch_size))
+    for part in result.partitions(batch_size):
+        yield [_stored(row) for row in part]
+
+
+def daily_counts(session: Session, before_label_id: int | None = None) -> dict[tuple[int, str], int]:
+    """How many latest labels each site has per UTC day (optionally only labels with id < `before_label_id`)."""
+    query = latest_labels_query().subquery()
+    column = query.c.created_at
+    # PostgreSQL's date() uses the session time zone; SQLite stores UTC already (schema.UTCDateTime).
+    day = func.date(func.timezone("UTC", column) if session.get_bind().dialect.name == "postgresql" else column)
+    stmt = select(query.c.site_id, day, func.count()).group_by(query.c.site_id, day)
+    if before_label_id is not None:
+        stmt = stmt.where(query.c.id < before_label_id)
+    return {(int(site), str(when)): int(n) for site, when, n in session.execute(stmt)}
+
+
+def day_key(moment: datetime | date) -> str:
+    """The UTC day of a timestamp as the database's date() renders it (YYYY-MM-DD)."""
+    return moment.strftime("%Y-%m-%d")
+
+
+def label_weight(
+    stored: StoredLabel,
+    counts: Mapping[tuple[int, str], int],
+    *,
+    source_weights: Mapping[str, float],
+    daily_cap: float,
+    sites: PhraseSites | None = None,
+) -> float:
+    """The training weight of one stored label in the global model.
+
+    Source weight × the site's daily cap share × (with `sites`) how far other sites confirm its phrases,
+    never below SINGLE_SITE_SHARE.
+    """
+    base = source_weights.get(stored.source, min(source_weights.values(), default=0.5))
+    count = counts.get((stored.site_id, day_key(stored.labelled_at)), 1)
+    weight = base * min(1.0, daily_cap / max(count, 1))
+    if sites is not None:
+        weight *= max(SINGLE_SITE_SHARE, sites.agreement(stored.label, stored.comment.content))
+    return float(weight)
+
+
+def site_label_counts(session: Session, before_label_id: int | None = None) -> dict[int, int]:
+    """How many latest labels each site has (optionally only with label id < `before_label_id`)."""
+    query = latest_labels_query().subquery()
+    stmt = select(query.c.site_id, func.count()).group_by(query.c.site_id)
+    if before_label_id is not None:
+        stmt = stmt.where(query.c.id < before_label_id)
+    return {int(site): int(n) for site, n in session.execute(stmt)}
+
+
+def site_examples(
+    session: Session, site_id: int, *, limit: int, before_label_id: int | None = None
+) -> list[StoredLabel]:
+    """The latest `limit` labelled comments of one site (label id < `before_label_id` when given)."""
+    query = latest_labels_query().where(CommentRecord.site_id == site_id)
+    if before_label_id is not None:
+        query = query.where(LabelRecord.id < before_label_id)
+    query = query.order_by(None).order_by(LabelRecord.id.desc()).limit(limit)
+    return [_stored(row) for row in session.execute(query)]
+
+
+def fit_site_adjustments(
+    session: Session,
+    model: Any,
+    *,
+    min_labels: int,
+    max_labels: int,
+    source_weights: Mapping[str, float],
+    before_label_id: int | None = None,
+    progress: Any = None,
+) -> dict[int, Any]:
+    """Fit a correction for every site with at least `min_labels` labels (both classes present).
+
+    One site at a time, at most `max_labels` comments in memory. Returns site id → SiteAdjustment.
+    """
+    from moderation.core.incremental import fit_site_adjustment
+
+    adjustments: dict[int, Any] = {}
+    for site_id, count in sorted(site_label_counts(session, before_label_id).items()):
+        if count < min_labels:
+            continue
+        examples = site_examples(session, site_id, limit=max_labels, before_label_id=before_label_id)
+        if len({e.label for e in examples}) < 2:
+            continue  # one class only: nothing to separate, the bias alone would just shift every score
+        # A site's own reports are authoritative for its own correction: full weight whatever the source.
+        weights = [1.0] * len(examples)
+        started = time.perf_counter()
+        adjustment = fit_site_adjustment(model, [e.comment for e in examples], [e.label for e in examples], weights)
+        adjustments[site_id] = adjustment
+        if progress is not None:
+            a, b, _ = adjustment.blend
+            progress(
+                f"  site {site_id}: model from {len(examples)} labels, blend {a:.2f}·anchored + {b:.2f}·own "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
+    return adjustments
+
+
+__all__ = [
+    "DEFAULT_SOURCE_WEIGHTS",
+    "PhraseSites",
+    "StoredLabel",
+    "daily_counts",
+    "fit_site_adjustments",
+    "label_weight",
+    "latest_labels_query",
+    "parse_source_weights",
+    "phrases",
+    "site_examples",
+    "site_label_counts",
+    "skeleton",
+    "stream_labels",
+]

@@ -1,0 +1,138 @@
+"""People who log into the review UI: argon2 password hashes, two roles, login throttling.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults follow RFC 9106's second recommended
+profile). A login that fails `MAX_FAILED_LOGINS` times in a row locks the account for
+`LOCKOUT_MINUTES`; every further failure while locked is refused without checking the password, so a
+guesser gets a handful of tries per quarter hour instead of thousands. Unknown names cost one hash
+verification too, so response time does not reveal which names exist.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from moderation.errors import AccountLockedError, ConfigError, LoginError, NotFoundError
+from moderation.store.schema import AuditEvent, User
+
+ROLES = ("admin", "moderator")
+MAX_FAILED_LOGINS = 5
+LOCKOUT_MINUTES = 15
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024  # argon2 handles any length; this only bounds the work an attacker can request
+
+_hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verified against when the user name is unknown, so both paths cost one argon2 verification.
+    return _hasher.hash("no such user: dummy password")
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password` (salted; every call gives a different string)."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when `password` matches `password_hash`; False for a wrong password or a malformed hash."""
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_new_password(password: str) -> None:
+    """Refuse a password too short or too long to use, with a ConfigError saying why."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"password: expected at least {MIN_PASSWORD_LENGTH} characters, found {len(password)}")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ConfigError(f"password: expected at most {MAX_PASSWORD_LENGTH} characters, found {len(password)}")
+
+
+def get_user(session: Session, username: str) -> User | None:
+    """The user called `username` (case-insensitive), or None."""
+    return session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
+
+
+def create_user(session: Session, username: str, password: str, *, role: str = "moderator", actor: str = "cli") -> User:
+    """Add a user and commit. A taken name, unknown role or weak password → ConfigError."""
+    username = username.strip()
+    if not username or len(username) > 150:
+        raise ConfigError(f"user name: expected 1 to 150 characters, found {len(username)}")
+    if role not in ROLES:
+        raise ConfigError(f"role: expected one of {', '.join(ROLES)}, found {role!r}")
+    check_new_password(password)
+    if get_user(session, username) is not None:
+        raise ConfigError(f"user name: {username!r} is already taken")
+    user = User(username=username, password_hash=hash_password(password), role=role, failed_logins=0)
+    session.add(user)
+    session.add(AuditEvent(actor=actor, action="user.create", detail={"username": username, "role": role}))
+    session.commit()
+    return user
+
+
+def set_password(session: Session, username: str, password: str, *, actor: str = "cli") -> User:
+    """Replace a user's password, unlock the account and commit. Unknown name → NotFoundError."""
+    user = get_user(session, username)
+    if user is None:
+        raise NotFoundError(f"no user called {username!r}")
+    check_new_password(password)
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.add(AuditEvent(actor=actor, action="user.password", detail={"username": user.username}))
+    session.commit()
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, by name."""
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for timezone-aware columns; we only ever store UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def authenticate(session: Session, username: str, password: str, *, now: datetime | None = None) -> User:
+    """The user when name and password match; commits the failure count either way.
+
+    Raises LoginError for an unknown name or a wrong password, AccountLockedError while the account is
+    locked (even with the right password: the lock is what stops guessing).
+    """
+    now = now or datetime.now(UTC)
+    user = get_user(session, username)
+    if user is None:
+        verify_password(_dummy_hash(), password)
+        raise LoginError("unknown user name or wrong password")
+    locked_until = _aware(user.locked_until)
+    if locked_until is not None and locked_until > now:
+        raise AccountLockedError(f"too many failed logins: locked until {locked_until:%H:%M} UTC")
+    if not verify_password(user.password_hash, password):
+        user.failed_logins = (user.failed_logins or 0) + 1
+        detail: dict[str, object] = {"failed_logins": user.failed_logins}
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
+            detail["locked_until"] = user.locked_until.isoformat()
+        session.add(AuditEvent(actor=user.username, action="login.failed", detail=detail))
+        session.commit()
+        raise LoginError("unknown user name or wrong password")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.add(AuditEvent(actor=user.username, action="login", detail={}))
+    session.commit()
+    return user

@@ -1,0 +1,132 @@
+"""Login, logout and the two roles: moderators work the queue, admins also manage sites."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from moderation.errors import AccountLockedError, LoginError
+from moderation.store.schema import User
+from moderation.store.users import authenticate
+from moderation.web.review.blueprint import bp, db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Per-account lockout (users.authenticate) stops guessing one password; this stops one address trying a
+# few passwords on every account. Counted per process: with N workers an address gets N times the budget,
+# still a handful of guesses per minute rather than thousands.
+IP_FAILURES_ALLOWED = 20
+IP_WINDOW_SECONDS = 900
+_failures_lock = threading.Lock()
+
+
+def _ip_throttled(address: str, *, failed: bool = False) -> bool:
+    """Whether `address` has used up its failed-login budget (recording one more failure if `failed`)."""
+    now = time.monotonic()
+    with _failures_lock:
+        failures: dict[str, deque[float]] = current_app.extensions.setdefault(
+            "review_login_failures", defaultdict(deque)
+        )
+        recent = failures[address]
+        while recent and recent[0] < now - IP_WINDOW_SECONDS:
+            recent.popleft()
+        if failed:
+            recent.append(now)
+        if not recent:
+            del failures[address]
+            return False
+        return len(recent) >= IP_FAILURES_ALLOWED
+
+
+@bp.before_request
+def _load_user() -> None:
+    user_id = session.get("user_id")
+    g.user = db().get(User, user_id) if user_id is not None else None
+    if g.user is not None and session.get("pw") != g.user.password_hash[-16:]:
+        # The password changed since this session logged in: every other session ends with it.
+        session.clear()
+        g.user = None
+
+
+def login_required(view: F) -> F:
+    """Send anyone not logged in to the login page, remembering where they wanted to go."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.user is None:
+            return redirect(url_for("review.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def admin_required(view: F) -> F:
+    """Like login_required, and 403 for anyone who is not an admin."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.user is None:
+            return redirect(url_for("review.login", next=request.full_path.rstrip("?")))
+        if g.user.role != "admin":
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """`target` when it is a path inside this app, else `default` (no open redirects)."""
+    if not target:
+        return default
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "/[" reads as a broken IPv6 host: not a path of ours either
+        return default
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> str | Response | tuple[str, int]:
+    """Show the login form; on POST check the password and start a fresh session."""
+    next_url = safe_next(request.values.get("next"), url_for("review.queue"))
+    if request.method == "GET":
+        if g.user is not None:
+            return redirect(next_url)
+        return render_template("review/login.html", next=next_url, username="")
+    username = request.form.get("username", "")[:150]
+    password = request.form.get("password", "")
+    address = request.remote_addr or ""
+    if _ip_throttled(address):
+        error = "too many failed logins from your address: try again in a few minutes"
+        return render_template("review/login.html", next=next_url, username=username, error=error), 429
+    try:
+        user = authenticate(db(), username, password)
+    except AccountLockedError as exc:
+        return render_template("review/login.html", next=next_url, username=username, error=str(exc)), 429
+    except LoginError as exc:
+        _ip_throttled(address, failed=True)
+        return render_template("review/login.html", next=next_url, username=username, error=str(exc)), 401
+    session.clear()  # a new session id on login: nothing from before survives (no session fixation)
+    session.permanent = True
+    session["user_id"] = user.id
+    session["pw"] = user.password_hash[-16:]
+    flash(f"Signed in as {user.username}.")
+    return redirect(next_url)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """End the session (POST only, with the CSRF token, so a link elsewhere cannot log anyone out)."""
+    session.clear()
+    flash("Signed out.")
+    return redirect(url_for("review.login"))
