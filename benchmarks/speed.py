@@ -363,9 +363,9 @@ def http_load(
 # --- profiles ----------------------------------------------------------------------------------------------------
 
 _WHERE = (
-    ("moderation/text.py", "normalisation (moderation/text.py)"),
-    ("moderation/features.py", "features (moderation/features.py)"),
-    ("moderation/classifier.py", "model and clues (moderation/classifier.py)"),
+    ("moderation/core/text.py", "normalisation (moderation/core/text.py)"),
+    ("moderation/core/features.py", "features (moderation/core/features.py)"),
+    ("moderation/core/classifier.py", "model and clues (moderation/core/classifier.py)"),
     ("moderation/", "other moderation code"),
     ("confusable_homoglyphs", "confusable_homoglyphs"),
     ("tldextract", "tldextract"),

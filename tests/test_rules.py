@@ -9,7 +9,8 @@ import pytest
 from moderation.checking.check import check_comment
 from moderation.comment import Comment, Decision, Label
 from moderation.policy.decision import SiteSettings
-from moderation.policy.rules import fingerprint, history_hits, list_match, stateless_hits
+from moderation.policy.rules import fingerprint, list_match, stateless_hits
+from moderation.store.history import history_hits
 from moderation.store.labels import record_label
 from moderation.store.sites import create_site
 

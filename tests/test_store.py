@@ -218,7 +218,7 @@ def _plan(connection, statement, parameters) -> str:
 def test_comment_lookups_use_an_index(db_engine):
     """The history rules' query and the app's other lookups of comments search an index, never scan the table."""
     from moderation.policy.decision import SiteSettings
-    from moderation.policy.rules import history_parameters, history_query
+    from moderation.store.history import history_parameters, history_query
 
     now = datetime.now(UTC)
     # With email and IP every count runs (without, SQLite plans a scan for the constant-false ones it never runs).

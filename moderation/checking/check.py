@@ -29,15 +29,9 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from moderation.comment import Comment, Verdict
 from moderation.errors import ConfigError, StoreError
 from moderation.policy.decision import RuleHit, SiteSettings, decide
-from moderation.policy.rules import (
-    fingerprint,
-    history_hits,
-    history_parameters,
-    history_query,
-    history_rule_hits,
-    stateless_hits,
-)
+from moderation.policy.rules import fingerprint, history_rule_hits, stateless_hits
 from moderation.store.db import sqlite_write_lock
+from moderation.store.history import history_hits, history_parameters, history_query
 from moderation.store.precompiled import Precompiled, driver_connection
 from moderation.store.privacy import anonymize_ip as anonymize
 from moderation.store.schema import AuditEvent, CommentRecord, Site, UTCDateTime

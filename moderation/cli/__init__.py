@@ -1,7 +1,8 @@
 """The `moderation` command. Each concern's commands live in their own module and are added here.
 
 Commands are thin: parse options, call a library function, print. User mistakes exit non-zero with one
-clear line (a `ModerationError` becomes a `click.ClickException`), never a traceback.
+clear line (a `ModerationError` becomes a `click.ClickException`), never a traceback. The CLI sits on
+top: it may import every part, and no part imports it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import click
 
 from moderation import __version__
+from moderation.cli import datasets, learning, models, service, users, webhooks
 
 
 @click.group()
@@ -17,10 +19,8 @@ def main() -> None:
     """Self-hosted comment moderation: train, check, serve, review."""
 
 
-# Registration: one line per command module (keep imports light; heavy imports go inside commands).
-main.add_command(__import__("moderation.cli.users", fromlist=["users"]).users)
-main.add_command(__import__("moderation.cli.webhooks", fromlist=["webhooks"]).webhooks)
-list(map(main.add_command, __import__("moderation.cli.service", fromlist=["COMMANDS"]).COMMANDS))
-main.add_command(__import__("moderation.cli.datasets", fromlist=["datasets"]).datasets)
-list(map(main.add_command, __import__("moderation.cli.models", fromlist=["COMMANDS"]).COMMANDS))
-list(map(main.add_command, __import__("moderation.cli.learning", fromlist=["COMMANDS"]).COMMANDS))
+main.add_command(users.users)
+main.add_command(webhooks.webhooks)
+main.add_command(datasets.datasets)
+for command in (*service.COMMANDS, *models.COMMANDS, *learning.COMMANDS):
+    main.add_command(command)

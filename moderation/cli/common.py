@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from moderation import settings
 from moderation.errors import ModerationError
 
 
@@ -32,8 +33,6 @@ def user_errors() -> Iterator[None]:
 
 def load_settings() -> dict[str, Any]:
     """Every setting from the environment; a value that cannot be used is a one-line click error."""
-    from moderation import settings
-
     with user_errors():
         return settings.load()
 

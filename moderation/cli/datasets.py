@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from moderation.core.datasets import fetch as fetch_datasets
 from moderation.errors import ModerationError
 
 
@@ -25,8 +26,6 @@ def datasets() -> None:
 )
 def fetch(dest: Path) -> None:
     """Download the YouTube and SMS spam collections from UCI and check every file's SHA-256."""
-    from moderation.core.datasets import fetch as fetch_datasets
-
     try:
         paths = fetch_datasets(dest)
     except ModerationError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from moderation import settings
 from moderation.cli.common import (
     MODEL_DIR_OPTION,
     data_folder,
@@ -26,6 +27,10 @@ from moderation.cli.common import (
     progress,
     user_errors,
 )
+from moderation.learning.retrain import RetrainOptions
+from moderation.learning.retrain import retrain as run
+from moderation.store import db, registry
+from moderation.store.db import make_sessionmaker
 
 
 @contextmanager
@@ -41,9 +46,6 @@ def _user_errors() -> Iterator[None]:
 
 
 def _engine(values: dict[str, Any]) -> Any:
-    from moderation import settings
-    from moderation.store import db
-
     engine = db.make_engine(settings.database_url(values))
     db.upgrade(engine)
     return engine
@@ -69,9 +71,6 @@ def retrain(force: bool, dry_run: bool, sites_only: bool, data_dir: Path | None,
     With --sites-only, refit only each site's own model on the champion's global model (fast) and
     promote that. Exit status: 0 promoted (dry run: would be), 3 not promoted (dry run: would not be), 1 error.
     """
-    from moderation.learning.retrain import RetrainOptions
-    from moderation.learning.retrain import retrain as run
-
     values = load_settings()
     with _user_errors():
         options = RetrainOptions.from_settings(values, force=force, dry_run=dry_run, sites_only=sites_only)
@@ -114,16 +113,12 @@ def models() -> None:
 
 
 def _session(values: dict[str, Any]) -> Any:
-    from moderation.store.db import make_sessionmaker
-
     return make_sessionmaker(_engine(values))()
 
 
 @models.command("list")
 def list_models() -> None:
     """List registered models, newest first, with their status and key metrics."""
-    from moderation.store import registry
-
     values = load_settings()
     with _user_errors(), _session(values) as session:
         rows = registry.list_versions(session)
@@ -145,8 +140,6 @@ def list_models() -> None:
 @click.argument("version")
 def show(version: str) -> None:
     """Print one registered model's status and manifest as JSON."""
-    from moderation.store import registry
-
     values = load_settings()
     with _user_errors(), _session(values) as session:
         row = registry.get_version(session, version)
@@ -165,8 +158,6 @@ def show(version: str) -> None:
 @click.argument("version")
 def promote(version: str) -> None:
     """Make VERSION the champion every worker serves (within MODEL_RELOAD_SECONDS)."""
-    from moderation.store import registry
-
     values = load_settings()
     with _user_errors(), _session(values) as session:
         registry.promote(session, version, actor="cli", model_dir=Path(values["MODEL_DIR"]))
@@ -176,8 +167,6 @@ def promote(version: str) -> None:
 @models.command("rollback")
 def rollback() -> None:
     """Reject the champion and bring back the model promoted before it."""
-    from moderation.store import registry
-
     values = load_settings()
     with _user_errors(), _session(values) as session:
         row = registry.rollback(session, actor="cli", model_dir=Path(values["MODEL_DIR"]))

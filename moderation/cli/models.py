@@ -15,7 +15,11 @@ from typing import Any, TextIO
 import click
 
 from moderation.cli.common import MODEL_DIR_OPTION, data_folder, data_option, model_folder, progress, user_errors
-from moderation.comment import SENDER_FIELDS, Decision
+from moderation.comment import SENDER_FIELDS, Comment, Decision
+from moderation.core.corpora import parse_json_line
+from moderation.core.evaluation import DEFAULT_PROTOCOLS, MODELS, run_evaluation, write_report
+from moderation.core.model_store import load_model
+from moderation.core.training import train_and_save
 from moderation.errors import DataError
 
 # Comment fields `check --jsonl` accepts; each must be a string when present (content is required).
@@ -30,8 +34,6 @@ JSONL_BATCH = 500  # lines scored per batch: score_many is much faster per comme
 @click.option("--no-promote", is_flag=True, help="Save the model without making it the current one.")
 def train(data_dir: Path | None, model_dir: Path | None, no_promote: bool) -> None:
     """Train a model on the starter corpus plus a folder of corpora, save it and make it current."""
-    from moderation.core.training import train_and_save
-
     folder = model_folder(model_dir)
     with user_errors():
         manifest = train_and_save(folder, data_folder(data_dir), make_current=not no_promote, progress=progress)
@@ -63,8 +65,6 @@ def train(data_dir: Path | None, model_dir: Path | None, no_promote: bool) -> No
 )
 def evaluate(data_dir: Path | None, out_dir: Path, protocols: tuple[str, ...]) -> None:
     """Measure the model against a plain baseline on grouped, deduplicated splits and write a report."""
-    from moderation.core.evaluation import DEFAULT_PROTOCOLS, MODELS, run_evaluation, write_report
-
     folder = data_folder(data_dir)
     with user_errors():
         if folder is None:
@@ -96,9 +96,6 @@ def _verdict(score: Any, thresholds: Any) -> dict[str, Any]:
 
 def _parse_line(line: str, number: int) -> tuple[Any, Any]:
     """Parse one `--jsonl` line into (id or None, Comment); DataError naming the line when it is not one."""
-    from moderation.comment import Comment
-    from moderation.core.corpora import parse_json_line
-
     record = parse_json_line(line, f"stdin line {number}")
     content = record.get("content")
     if not isinstance(content, str):
@@ -155,9 +152,6 @@ def check(jsonl: bool, model_dir: Path | None, model_version: str | None, conten
 
     The decision comes from the model's own thresholds only; the service adds its rules on top.
     """
-    from moderation.comment import Comment
-    from moderation.core.model_store import load_model
-
     with user_errors():
         if not jsonl and content is None:
             raise DataError("nothing to check: pass --content TEXT, or --jsonl with comment objects on stdin")

@@ -12,15 +12,19 @@ from typing import TextIO
 import click
 from sqlalchemy.orm import Session
 
+from moderation import settings
 from moderation.errors import ModerationError
+from moderation.store import db
+from moderation.store.privacy import export_site, parse_age
+from moderation.store.privacy import purge as purge_comments
+from moderation.store.sites import create_site, get_site, list_sites, revoke_site, update_settings
+from moderation.web.app import load_settings
+from moderation.web.serving import ensure_model, prometheus_dir, run_gunicorn
 
 
 @contextmanager
 def _session() -> Iterator[Session]:
     """A session on the configured database, migrated to the newest schema; errors become one clear line."""
-    from moderation import settings
-    from moderation.store import db
-
     try:
         values = settings.load()
         engine = db.make_engine(settings.database_url(values))
@@ -44,11 +48,6 @@ def _session() -> Iterator[Session]:
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log each request to stdout.")
 def serve(host: str, port: int, workers: int | None, threads: int | None, access_log: bool) -> None:
     """Run the service with gunicorn: migrate the database, train a model if there is none, serve."""
-    from moderation import settings
-    from moderation.store import db
-    from moderation.web.app import load_settings
-    from moderation.web.serving import ensure_model, prometheus_dir, run_gunicorn
-
     try:
         values = load_settings()
         engine = db.make_engine(settings.database_url(values))
@@ -78,8 +77,6 @@ def sites() -> None:
 @click.option("--url", default="", help="The site's address, for humans.")
 def sites_add(name: str, url: str) -> None:
     """Add a site and print its API key and signing secret (shown only now)."""
-    from moderation.store.sites import create_site
-
     with _session() as session:
         site, key = create_site(session, name, url)
         click.echo(f"site {site.id}: {site.name}")
@@ -90,8 +87,6 @@ def sites_add(name: str, url: str) -> None:
 @sites.command("list")
 def sites_list() -> None:
     """List sites: id, name, key hint, state."""
-    from moderation.store.sites import list_sites
-
     with _session() as session:
         for site in list_sites(session):
             state = f"revoked {site.revoked_at:%Y-%m-%d}" if site.revoked_at else "active"
@@ -102,8 +97,6 @@ def sites_list() -> None:
 @click.argument("site_id", type=int)
 def sites_revoke(site_id: int) -> None:
     """Revoke a site's key; its comments stay."""
-    from moderation.store.sites import revoke_site
-
     with _session() as session:
         site = revoke_site(session, site_id)
         click.echo(f"revoked site {site.id} ({site.name})")
@@ -115,8 +108,6 @@ def sites_revoke(site_id: int) -> None:
 @click.argument("value")
 def sites_set(site_id: int, name: str, value: str) -> None:
     """Set one policy setting of a site: VALUE is JSON (0.9, true, ["casino", "192.0.2."]) or plain text."""
-    from moderation.store.sites import update_settings
-
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
@@ -131,15 +122,10 @@ def sites_set(site_id: int, name: str, value: str) -> None:
 @click.option("--delete", "delete_rows", is_flag=True, help="Delete the comments instead of blanking personal data.")
 def purge(older_than: str | None, delete_rows: bool) -> None:
     """Remove personal data (author, email, URL, IP, user agent, referrer) from comments past retention."""
-    from moderation import settings
-    from moderation.store.privacy import parse_age
-
     try:
         age = parse_age(older_than or f"{settings.load()['RETENTION_DAYS']}d")
     except ModerationError as exc:
         raise click.ClickException(str(exc)) from exc
-    from moderation.store.privacy import purge as purge_comments
-
     with _session() as session:
         count = purge_comments(session, age, delete_rows=delete_rows)
     click.echo(f"{'deleted' if delete_rows else 'purged personal data of'} {count} comments older than {age.days} days")
@@ -150,9 +136,6 @@ def purge(older_than: str | None, delete_rows: bool) -> None:
 @click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="File to write (default stdout).")
 def export(site_id: int, output: TextIO) -> None:
     """Export a site's comments, verdicts and labels as JSON lines."""
-    from moderation.store.privacy import export_site
-    from moderation.store.sites import get_site
-
     with _session() as session:
         get_site(session, site_id)
         for line in export_site(session, site_id):

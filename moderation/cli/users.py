@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 import click
 from sqlalchemy.orm import Session
 
+from moderation import settings
 from moderation.errors import ModerationError
+from moderation.store import db
+from moderation.store.users import create_user, list_users, set_password
 
 
 @contextmanager
 def _session() -> Iterator[Session]:
     """A session on the configured database, migrated to the newest schema."""
-    from moderation import settings
-    from moderation.store import db
-
     values = settings.load()
     engine = db.make_engine(settings.database_url(values))
     try:
@@ -46,8 +46,6 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def add(name: str, role: str, password_stdin: bool) -> None:
     """Add a user called NAME, prompting for a password."""
-    from moderation.store.users import create_user
-
     password = _read_password(password_stdin)
     try:
         with _session() as session:
@@ -62,8 +60,6 @@ def add(name: str, role: str, password_stdin: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def passwd(name: str, password_stdin: bool) -> None:
     """Set a new password for NAME and unlock the account."""
-    from moderation.store.users import set_password
-
     password = _read_password(password_stdin)
     try:
         with _session() as session:
@@ -76,8 +72,6 @@ def passwd(name: str, password_stdin: bool) -> None:
 @users.command("list")
 def list_() -> None:
     """List users with their role and whether they are locked out."""
-    from moderation.store.users import list_users
-
     try:
         with _session() as session:
             now = datetime.now(UTC)

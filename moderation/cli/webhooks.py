@@ -6,7 +6,10 @@ import time
 
 import click
 
+from moderation import settings
 from moderation.errors import ModerationError
+from moderation.store import db
+from moderation.web.webhooks import deliver_due
 
 
 @click.group("webhooks")
@@ -19,10 +22,6 @@ def webhooks() -> None:
 @click.option("--loop", "loop_seconds", type=float, default=0.0, help="Keep running, one pass every N seconds.")
 def deliver(limit: int, loop_seconds: float) -> None:
     """Send every callback whose time has come; safe to run while servers deliver too."""
-    from moderation import settings
-    from moderation.store import db
-    from moderation.web.webhooks import deliver_due
-
     values = settings.load()
     try:
         engine = db.make_engine(settings.database_url(values))

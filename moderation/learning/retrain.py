@@ -36,7 +36,37 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from moderation.comment import Label, LabelledComment
-from moderation.errors import ConfigError, StoreError
+from moderation.core.incremental import (
+    DEFAULT_EPOCHS,
+    AdaptiveModel,
+    WeightedExample,
+    fit_streaming,
+    probabilities_for_site,
+)
+from moderation.core.metrics import binary_metrics
+from moderation.core.model_store import (
+    artifact_path,
+    current_version,
+    load_model,
+    new_version,
+    read_manifest,
+    save_model,
+)
+from moderation.core.training import build_training_set
+from moderation.errors import ConfigError, DataError, StoreError
+from moderation.learning.site_learning import (
+    PhraseSites,
+    daily_counts,
+    fit_site_adjustments,
+    label_weight,
+    latest_labels_query,
+    parse_source_weights,
+    skeleton,
+    stream_labels,
+)
+from moderation.store import registry
+from moderation.store.db import make_sessionmaker
+from moderation.store.schema import LabelRecord
 
 # Exit codes of `moderation retrain`, for cron.
 EXIT_PROMOTED = 0  # challenger promoted (or, with --dry-run, would be)
@@ -92,8 +122,6 @@ class RetrainOptions:
     @classmethod
     def from_settings(cls, values: dict[str, Any], **overrides: Any) -> RetrainOptions:
         """Options from a settings dict (see settings.py); ConfigError for unusable values."""
-        from moderation.learning.site_learning import parse_source_weights
-
         metrics = tuple(m.strip() for m in str(values["RETRAIN_METRICS"]).split(",") if m.strip())
         unknown = [m for m in metrics if m not in METRIC_DIRECTIONS]
         if not metrics or unknown:
@@ -182,8 +210,6 @@ def retrain_lock(engine: Engine, timeout: float, model_dir: Path) -> Iterator[No
 
 def holdout_cutoff(session: Session, size: int) -> int | None:
     """The label id from which the `size` most recent latest labels are held out (None: nothing held out)."""
-    from moderation.learning.site_learning import latest_labels_query
-
     if size <= 0:
         return None
     latest = latest_labels_query().order_by(None).subquery()
@@ -194,15 +220,11 @@ def holdout_cutoff(session: Session, size: int) -> int | None:
 
 def count_labels(session: Session) -> int:
     """How many comments have a label (never test checks)."""
-    from moderation.learning.site_learning import latest_labels_query
-
     sub = latest_labels_query().order_by(None).subquery()
     return int(session.scalar(select(func.count()).select_from(sub)) or 0)
 
 
 def _corpora(data_dir: Path | None) -> list[LabelledComment]:
-    from moderation.core.training import build_training_set
-
     return build_training_set(data_dir)
 
 
@@ -220,17 +242,6 @@ def training_batches(
     Mixing the corpora into every batch keeps SGD's batches alike (a batch of only one site's labels
     would pull the weights one way, the next the other). Repeats of (site, text skeleton, label) count once.
     """
-    from moderation.core.incremental import WeightedExample
-    from moderation.learning.site_learning import (
-        PhraseSites,
-        daily_counts,
-        label_weight,
-        latest_labels_query,
-        skeleton,
-        stream_labels,
-    )
-    from moderation.store.schema import LabelRecord
-
     rng = np.random.default_rng(options.random_state)
     query = latest_labels_query()
     if cutoff is not None:
@@ -278,9 +289,6 @@ def training_batches(
 
 def holdout_examples(session: Session, cutoff: int | None) -> list[Any]:
     """The held-out stored labels (label id ≥ `cutoff`), in memory (at most RETRAIN_HOLDOUT of them)."""
-    from moderation.learning.site_learning import latest_labels_query, stream_labels
-    from moderation.store.schema import LabelRecord
-
     if cutoff is None:
         return []
     query = latest_labels_query().where(LabelRecord.id >= cutoff)
@@ -292,8 +300,6 @@ def holdout_examples(session: Session, cutoff: int | None) -> list[Any]:
 
 def holdout_scores(model: Any, held: Sequence[Any]) -> np.ndarray:
     """Each held-out comment's spam probability from `model`, with its site's correction when it has one."""
-    from moderation.core.incremental import probabilities_for_site
-
     scores = np.zeros(len(held))
     by_site: dict[int, list[int]] = {}
     for i, stored in enumerate(held):
@@ -307,8 +313,6 @@ def compare(
     challenger: Any, champion: Any | None, held: Sequence[Any], metrics: Sequence[str]
 ) -> tuple[dict[str, dict[str, float]], bool, str]:
     """Metrics of both models on the held-out comments, and whether the challenger is not worse on any."""
-    from moderation.core.metrics import binary_metrics
-
     y = np.array([1 if s.label is Label.SPAM else 0 for s in held], dtype=int)
     spam, ham = int(y.sum()), int(len(y) - y.sum())
     mine = binary_metrics(y, holdout_scores(challenger, held), challenger.thresholds) if len(y) else {}
@@ -346,9 +350,6 @@ def compare(
 
 def load_champion(session: Session, model_dir: Path) -> tuple[str | None, Any | None]:
     """The registry's champion (fetched into `model_dir` when missing), else the folder's CURRENT model."""
-    from moderation.core.model_store import current_version, load_model
-    from moderation.store import registry
-
     row = registry.champion(session)
     if row is not None:
         registry.fetch_artifact(session, row.version, model_dir)
@@ -373,11 +374,6 @@ def retrain(
     champion's artifact is missing or altered). Nothing changes when anything fails, nor with
     `options.dry_run`.
     """
-    from moderation.core.incremental import DEFAULT_EPOCHS, fit_streaming
-    from moderation.core.model_store import new_version
-    from moderation.store import registry
-    from moderation.store.db import make_sessionmaker
-
     started = time.perf_counter()
     model_dir = Path(model_dir)
     sessions = make_sessionmaker(engine)
@@ -471,10 +467,6 @@ def refit_site_models(
     chosen by cross-validation within its own labels. Called by `retrain` under its lock. Raises
     DataError when the champion has no site models (trained by `moderation train`, or none at all).
     """
-    from moderation.core.incremental import AdaptiveModel
-    from moderation.core.model_store import new_version, read_manifest
-    from moderation.errors import DataError
-
     if champion_version is None or not isinstance(champion, AdaptiveModel):
         raise DataError(
             f"--sites-only refits the site models of a champion trained by `moderation retrain`, found "
@@ -514,8 +506,6 @@ def _site_models(
     session: Session, model: Any, options: RetrainOptions, progress: Progress, before_label_id: int | None = None
 ) -> dict[int, Any]:
     """Every site's own correction to `model`, within the options' label limits, from labels before the id."""
-    from moderation.learning.site_learning import fit_site_adjustments
-
     return fit_site_adjustments(
         session,
         model,
@@ -543,9 +533,6 @@ def _publish(
     Sets `outcome.promoted` and `outcome.pruned`. Raises what saving and the registry raise (OSError,
     StoreError); the champion stays when anything before the promotion fails.
     """
-    from moderation.core.model_store import save_model
-    from moderation.store import registry
-
     manifest = save_model(model_dir, model, data=data, metrics=metrics, make_current=False)
     progress(f"saved {manifest.artifact} ({manifest.size_bytes / 1e6:.1f} MB)")
     registry.register(session, model_dir, outcome.challenger, actor=actor)
@@ -572,8 +559,6 @@ def json_safe(value: Any) -> Any:
 
 
 def _free_version(model_dir: Path, version: str) -> str:
-    from moderation.core.model_store import artifact_path
-
     candidate, suffix = version, 2
     while artifact_path(model_dir, candidate).exists():
         candidate, suffix = f"{version}-{suffix}", suffix + 1

@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from moderation.comment import SENDER_FIELDS, Comment, Label
+from moderation.core.incremental import fit_site_adjustment
 from moderation.errors import ConfigError
 from moderation.store.schema import CommentRecord, LabelRecord
 
@@ -259,8 +260,6 @@ def fit_site_adjustments(
 
     One site at a time, at most `max_labels` comments in memory. Returns site id → SiteAdjustment.
     """
-    from moderation.core.incremental import fit_site_adjustment
-
     adjustments: dict[int, Any] = {}
     for site_id, count in sorted(site_label_counts(session, before_label_id).items()):
         if count < min_labels:

@@ -30,7 +30,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from moderation.core.model_store import Manifest, artifact_path, manifest_path, read_manifest
+from moderation.core.model_store import (
+    Manifest,
+    artifact_path,
+    current_version,
+    manifest_path,
+    read_manifest,
+    set_current,
+)
 from moderation.errors import ModelIntegrityError, NotFoundError, StoreError
 from moderation.store.schema import AuditEvent, ModelArtifact, ModelVersion
 
@@ -178,8 +185,6 @@ def rollback(session: Session, *, actor: str = "system", model_dir: Path | None 
 
 
 def _follow_locally(session: Session, version: str, model_dir: Path) -> None:
-    from moderation.core.model_store import set_current
-
     fetch_artifact(session, version, model_dir)
     set_current(model_dir, version)
 
@@ -264,8 +269,6 @@ def adopt_current(session: Session, model_dir: Path, *, actor: str = "system") -
     This lets a registry start from a model trained with `moderation train`. Returns the champion (None
     when there is neither a champion nor a current model).
     """
-    from moderation.core.model_store import current_version
-
     found = champion(session)
     if found is not None:
         return found

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from moderation.errors import NotFoundError
+from moderation.policy.decision import SiteSettings
 from moderation.store.schema import AuditEvent, Site
 
 KEY_ALPHABET = string.ascii_lowercase + string.digits
@@ -89,8 +90,6 @@ def list_sites(session: Session) -> list[Site]:
 
 def update_settings(session: Session, site_id: int, changes: dict[str, Any], *, actor: str = "cli") -> Site:
     """Merge `changes` into a site's settings (validated by policy.SiteSettings) and commit."""
-    from moderation.policy.decision import SiteSettings
-
     site = get_site(session, site_id)
     merged = {**(site.settings or {}), **changes}
     SiteSettings.from_dict(merged)  # raises ConfigError on a bad value before anything is stored

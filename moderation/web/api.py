@@ -29,6 +29,7 @@ from moderation.checking.check import check_and_store, site_settings
 from moderation.comment import Comment, Label
 from moderation.errors import StoreError
 from moderation.policy.decision import SiteSettings
+from moderation.store.db import ping
 from moderation.store.labels import record_label
 from moderation.store.schema import CommentRecord, Site
 from moderation.store.sites import site_for_key
@@ -380,8 +381,6 @@ def healthz() -> Response:
 @ops.get("/readyz")
 def readyz() -> Response:
     """Ready when a model is loaded and the database answers; otherwise 503 saying why."""
-    from moderation.store.db import ping
-
     state = _state()
     model_problem, db_problem = state.models.problem(), ping(state.engine)
     checks = {"model": getattr(state.models.get(), "version", None), "database": "ok" if db_problem is None else "down"}

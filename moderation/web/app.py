@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from moderation import settings as settings_module
 from moderation.errors import ConfigError
+from moderation.store import db
 from moderation.store.db import WalCheckpoints
+from moderation.web import akismet, api, review
 from moderation.web.model_holder import ModelHolder
 
 
@@ -71,9 +73,6 @@ def load_settings(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app. Bad settings → ConfigError; unreachable database → StoreError (both before serving)."""
-    from moderation.store import db
-    from moderation.web import akismet, api, review
-
     values = load_settings(test_config)
     instance = Path(values["INSTANCE_PATH"]).resolve()
     app = Flask(__name__, instance_path=str(instance), instance_relative_config=False)
