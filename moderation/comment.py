@@ -67,12 +67,16 @@ class Comment:
 
 @dataclass(frozen=True, slots=True)
 class LabelledComment:
-    """A comment with its label and where it came from (source: corpus name; group: split unit)."""
+    """A comment with its label and where it came from (source: corpus name; group: split unit).
+
+    `weight` scales the example's training weight (a stored label's source weight and poisoning cap).
+    """
 
     comment: Comment
     label: Label
     source: str
     group: str = ""
+    weight: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,14 +86,13 @@ def store_labelled(
 
 
 def starter_model(version: str, *, random_state: int = 0, extra: list[LabelledComment] | None = None):
-    """An AdaptiveModel trained on the starter corpus (plus `extra`) by the streaming trainer."""
-    from moderation.core.corpora import load_starter
-    from moderation.core.incremental import WeightedExample, fit_streaming
+    """A SpamModel trained on the starter corpus (plus `extra`), thresholds out of fold, as `retrain` trains."""
+    from moderation.core.corpora import deduplicate, load_starter
+    from moderation.core.training import fit_with_thresholds
 
-    examples = load_starter() + list(extra or [])
+    examples = deduplicate(load_starter() + list(extra or []))
     random.Random(random_state).shuffle(examples)
-    batch = [WeightedExample(e.comment, e.label, e.source) for e in examples]
-    return fit_streaming([batch[:300], batch[300:]], version=version, random_state=random_state).model
+    return fit_with_thresholds(examples, version=version, folds=3, random_state=random_state).model
 
 
 def save_and_register(session, model_dir: Path, model, *, promote: bool) -> None:

@@ -22,14 +22,13 @@ from moderation.learning.retrain import (
     RetrainOptions,
     retrain,
     retrain_lock,
-    training_batches,
+    stored_examples,
 )
-from moderation.learning.site_learning import SINGLE_SITE_SHARE
 from moderation.store import registry
 from moderation.store.schema import LabelRecord
 
 MODERATION = str(Path(sys.executable).parent / "moderation")
-FAST = RetrainOptions(epochs=4, site_daily_cap=1e9)
+FAST = RetrainOptions(site_daily_cap=1e9)
 
 
 @pytest.fixture
@@ -49,17 +48,29 @@ def test_labels_from_every_source_reach_the_training_set(store):
     (changed,) = store_labelled(session, site, [("first spam then ham", Label.SPAM)])
     session.add(LabelRecord(comment_id=changed, label="ham", source="moderator", actor="t"))
     session.commit()
+    # A second site confirms every phrase, so each label keeps its full source weight.
+    other = new_site(session, "other")
+    confirmations = [("moderated spam text", Label.SPAM), ("feedback ham text", Label.HAM)]
+    confirmations += [("akismet spam text", Label.SPAM), ("first spam then ham", Label.HAM)]
+    store_labelled(session, other, confirmations, source="moderator")
 
     stats: dict[str, int] = {}
-    seen = [e for batch in training_batches(session, [], cutoff=None, options=FAST, stats=stats) for e in batch]
-    # One site: no phrase is confirmed by another, so each label keeps SINGLE_SITE_SHARE of its source weight.
-    got = {e.comment.content: (e.label, round(e.weight / SINGLE_SITE_SHARE, 6)) for e in seen}
+    seen = stored_examples(session, cutoff=None, options=FAST, stats=stats)
+    got = {(e.group, e.comment.content): (e.label, e.weight) for e in seen if e.group == f"site-{site.id}"}
     assert got == {
-        "moderated spam text": (Label.SPAM, 1.0),
-        "feedback ham text": (Label.HAM, 0.5),
-        "akismet spam text": (Label.SPAM, 0.5),
-        "first spam then ham": (Label.HAM, 1.0),
+        (f"site-{site.id}", "moderated spam text"): (Label.SPAM, 1.0),
+        (f"site-{site.id}", "feedback ham text"): (Label.HAM, 0.5),
+        (f"site-{site.id}", "akismet spam text"): (Label.SPAM, 0.5),
+        (f"site-{site.id}", "first spam then ham"): (Label.HAM, 1.0),
     }
+
+
+def test_a_label_no_other_site_confirms_stays_out_of_the_global_model(store):
+    """A single site's labels teach only its own model: their global training weight is 0, so they are left out."""
+    _engine, session, _folder, site = store
+    store_labelled(session, site, [("only this site says so", Label.SPAM)], source="moderator")
+    stats: dict[str, int] = {}
+    assert stored_examples(session, cutoff=None, options=FAST, stats=stats) == []
 
 
 def test_a_better_challenger_is_promoted_and_reloads_nothing_by_itself(store):
@@ -127,9 +138,9 @@ def test_concurrent_retrains_are_serialised(store):
 
 
 def _limit_file_size() -> None:
-    """In the child: files may not grow past 300 kB, and a write beyond fails (EFBIG) instead of killing it."""
+    """In the child: files may not grow past 150 kB, and a write beyond fails (EFBIG) instead of killing it."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
 
 
 def _cli_store(tmp_path, champion_model, labels) -> tuple[str, Path, dict[str, str]]:
@@ -177,7 +188,7 @@ def test_cli_exit_codes_and_comparison(tmp_path, champion_model):
     _url, _folder, env = _cli_store(tmp_path, champion_model, domain(100, 100))
     done = subprocess.run([MODERATION, "retrain"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "recall_at_1pct_fpr" in done.stdout and "promoted" in done.stdout and "epoch" in done.stderr
+    assert "recall_at_1pct_fpr" in done.stdout and "promoted" in done.stdout and "fold" in done.stderr
     listed = subprocess.run([MODERATION, "models", "list"], env=env, capture_output=True, text=True)
     assert "champion" in listed.stdout and "retired" in listed.stdout
     back = subprocess.run([MODERATION, "models", "rollback"], env=env, capture_output=True, text=True)
@@ -191,7 +202,7 @@ def test_cli_sites_only(tmp_path, champion_model):
     bare = {**os.environ, "MODERATION_DATABASE_URL": f"sqlite:///{tmp_path / 'bare.sqlite3'}"}
     bare["MODERATION_MODEL_DIR"] = str(tmp_path / "none")
     missing = subprocess.run([MODERATION, "retrain", "--sites-only"], env=bare, capture_output=True, text=True)
-    assert missing.returncode == 1 and "run `moderation retrain` first" in missing.stderr
+    assert missing.returncode == 1 and "run `moderation train` first" in missing.stderr
     assert "Traceback" not in missing.stderr
     _url, _folder, env = _cli_store(tmp_path, champion_model, domain(30, 30))
     done = subprocess.run([MODERATION, "retrain", "--sites-only"], env=env, capture_output=True, text=True)

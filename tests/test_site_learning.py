@@ -97,7 +97,7 @@ def test_sites_only_refits_site_models_on_the_champions_global_model(champion_st
     engine, session, folder = champion_store
     early, late = new_site(session, "early"), new_site(session, "late")
     _normal_labels(session, early, 3)
-    retrain(engine, folder, None, RetrainOptions(force=True, epochs=4))
+    retrain(engine, folder, None, RetrainOptions(force=True))
     before = load_model(folder, registry.champion(session).version)
     phrase = "join our discord server for the weekly meetup"
     store_labelled(session, late, [(f"{phrase} number {i}", Label.SPAM) for i in range(20)])

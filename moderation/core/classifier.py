@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 from scipy import sparse
@@ -27,6 +28,7 @@ from sklearn.preprocessing import FunctionTransformer
 from moderation.comment import Clue, Comment, Label, LabelledComment, Score
 from moderation.core.features import CommentFeatures, Prepared, build_features, describe_signal, describe_term
 from moderation.core.folds import split_groups
+from moderation.core.site_model import SiteAdjustment
 from moderation.core.thresholds import Thresholds
 from moderation.errors import DataError, ModelIntegrityError
 
@@ -46,11 +48,32 @@ MIN_NEGATIVE_WEIGHT = 0.3  # ham-side clues only when they pull the score down n
 
 
 
+# The column number `_chosen` gives a site's own correction among the clue candidates.
+_SITE_CLUE = -2
+
+
+class Scorer(Protocol):
+    """What the service needs of a model: scores with clues, for a site or not, its thresholds and version."""
+
+    version: str
+    thresholds: Thresholds
+
+    def score_for_site(self, comment: Comment, site_id: int | None) -> Score:
+        """The calibrated spam probability of `comment` sent to `site_id` (None: no site) and its clues."""
+        ...
+
+    def predict_proba_for_site(self, comments: Sequence[Comment], site_id: int | None) -> np.ndarray:
+        """Calibrated spam probabilities of comments sent to `site_id` (None: no site)."""
+        ...
+
+
 class SpamModel:
-    """A fitted feature transformer and logistic regression plus Platt calibration, versioned.
+    """A fitted feature transformer and logistic regression plus Platt calibration, versioned, with the
+    per-site corrections fitted on each site's own labels (`sites`: site id → SiteAdjustment).
 
     `calibration` is (slope, intercept) mapping the classifier's decision value d to the calibrated
-    probability 1 / (1 + exp(-(slope * d + intercept))).
+    probability 1 / (1 + exp(-(slope * d + intercept))). A site's correction changes d for that site's
+    comments only.
     """
 
     def __init__(
@@ -62,6 +85,7 @@ class SpamModel:
         version: str,
         thresholds: Thresholds | None = None,
         weighting: str = "none",
+        sites: dict[int, SiteAdjustment] | None = None,
     ) -> None:
         self.features = features
         self.classifier = classifier
@@ -69,7 +93,30 @@ class SpamModel:
         self.version = version
         self.thresholds = thresholds or Thresholds()
         self.weighting = weighting  # how training weighted the sources (`example_weights`), for refits
+        self.sites = dict(sites or {})
         self._prepare_weights()
+
+    def with_sites(self, version: str, sites: dict[int, SiteAdjustment]) -> SpamModel:
+        """The same global model under another version, with `sites` as its per-site corrections."""
+        return SpamModel(
+            self.features,
+            self.classifier,
+            self.calibration,
+            version=version,
+            thresholds=self.thresholds,
+            weighting=self.weighting,
+            sites=sites,
+        )
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """The classifier's weight of each feature column."""
+        return self._coef
+
+    @property
+    def intercept(self) -> float:
+        """The classifier's intercept (uncalibrated log-odds of a comment with no features)."""
+        return self._intercept
 
     def _prepare_weights(self) -> None:
         """Precompute what scoring needs once, so a score is a dot product plus a few lookups."""
@@ -92,7 +139,7 @@ class SpamModel:
         return {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"sites": {}, **state})
         self._prepare_weights()
 
     def decision_function(self, comments: Sequence[Comment]) -> np.ndarray:
@@ -113,6 +160,33 @@ class SpamModel:
         # math.exp differs in the last bit on 4.5% of them), without building arrays.
         probability = float(self._probability(contributions.sum() + self._intercept))
         return Score(probability, self._clues_of(columns, contributions * self.calibration[0], doc), self.version)
+
+    def score_for_site(self, comment: Comment, site_id: int | None) -> Score:
+        """`score`, with `site_id`'s own correction when the site has one (and a clue saying so)."""
+        adjustment = self.sites.get(site_id) if site_id is not None else None
+        if adjustment is None:
+            return self.score(comment)
+        doc = self.features.prepare_many([comment])[0]
+        columns, values = self.features.row(doc)
+        contributions = values * self._coef[columns]
+        decision = contributions.sum() + self._intercept
+        indptr = np.array([0, columns.size])
+        site_decision = float(adjustment.decisions(np.array([decision]), indptr, columns, values)[0])
+        probability = float(self._probability(np.float64(site_decision)))
+        # The site's part is what its correction changed; the global contributions keep their own clues.
+        site_part = (site_decision - decision) * self.calibration[0]
+        clues = self._clues_of(columns, contributions * self.calibration[0], doc, site_part)
+        return Score(probability, clues, self.version)
+
+    def predict_proba_for_site(self, comments: Sequence[Comment], site_id: int | None) -> np.ndarray:
+        """`predict_proba` with `site_id`'s own correction applied to every comment (None: the global model)."""
+        adjustment = self.sites.get(site_id) if site_id is not None else None
+        docs = self.features.prepare_many(comments)
+        if adjustment is None:
+            return self._probability(self._contributions(docs)[3])
+        indptr, columns, values = self.features.rows(docs)
+        decisions = self._contributions(docs)[3]
+        return self._probability(adjustment.decisions(decisions, indptr, columns, values))
 
     def score_many(self, comments: Sequence[Comment]) -> list[Score]:
         """Score several comments, each with its clues, in one pass over numpy arrays."""
@@ -158,7 +232,9 @@ class SpamModel:
             result.append(self._chosen(candidates, float(char_totals[i]), doc))
         return result
 
-    def _clues_of(self, columns: np.ndarray, weights: np.ndarray, doc: Prepared) -> tuple[Clue, ...]:
+    def _clues_of(
+        self, columns: np.ndarray, weights: np.ndarray, doc: Prepared, site_part: float = 0.0
+    ) -> tuple[Clue, ...]:
         """`_clues` of a single comment, without the bookkeeping that splits entries among comments."""
         # `CommentFeatures.row` gives the columns ascending, so the character n-grams are one slice.
         char_from, char_to = np.searchsorted(columns, self._block_starts).tolist()
@@ -171,13 +247,17 @@ class SpamModel:
             for weight, column in zip(weights[part].tolist(), columns[part].tolist(), strict=True)
             if weight >= MIN_POSITIVE_WEIGHT or weight <= -MIN_NEGATIVE_WEIGHT
         ]
-        return self._chosen(candidates, float(char_total), doc)
+        return self._chosen(candidates, float(char_total), doc, site_part)
 
-    def _chosen(self, candidates: list[tuple[float, int]], char_total: float, doc: Prepared) -> tuple[Clue, ...]:
-        """The clues of one comment from its strong (weight, column) word and signal contributions and the
-        total of its character n-grams."""
+    def _chosen(
+        self, candidates: list[tuple[float, int]], char_total: float, doc: Prepared, site_part: float = 0.0
+    ) -> tuple[Clue, ...]:
+        """The clues of one comment from its strong (weight, column) word and signal contributions, the
+        total of its character n-grams and what its site's own correction added."""
         if char_total:
             candidates.append((char_total, -1))
+        if site_part:
+            candidates.append((site_part, _SITE_CLUE))
         positive = sorted((x for x in candidates if x[0] >= MIN_POSITIVE_WEIGHT), reverse=True)
         negative = sorted(x for x in candidates if x[0] <= -MIN_NEGATIVE_WEIGHT)
         single_domain = doc.signals["url_domains"] <= math.log1p(1) + 1e-9
@@ -204,6 +284,9 @@ class SpamModel:
         return chosen
 
     def _describe(self, column: int, weight: float, doc: Prepared) -> Clue:
+        if column == _SITE_CLUE:
+            side = "spam" if weight > 0 else "normal comments"
+            return Clue("site", f"like what this site's moderators marked as {side}", weight)
         if column < 0:
             side = "spam" if weight > 0 else "normal comments"
             return Clue("char", f"spelling and character patterns typical of {side}", weight)
@@ -333,11 +416,12 @@ DEFAULT_WEIGHTING = "capped"
 
 
 def example_weights(examples: Sequence[LabelledComment], weighting: str = DEFAULT_WEIGHTING) -> np.ndarray:
-    """Per-example training weights by `weighting` ("none", "capped" or "equal"); raises ValueError for
-    any other name."""
+    """Per-example training weights by `weighting` ("none", "capped" or "equal") times each example's own
+    `weight`; raises ValueError for any other name."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, found {weighting!r}")
-    return np.asarray(WEIGHTINGS[weighting](examples), dtype=np.float64)
+    own = np.array([example.weight for example in examples], dtype=np.float64)
+    return np.asarray(WEIGHTINGS[weighting](examples), dtype=np.float64) * own
 
 
 def train_model(

@@ -55,6 +55,8 @@ class Thresholds:
 
 
 HOLD_HAM_RATE = 0.02
+# The hold band starts at or below this probability, however little ham there was to place it on.
+MAX_HOLD = 0.5
 
 
 SPAM_HAM_RATE = 0.01
@@ -150,14 +152,14 @@ def choose_thresholds(
 
     `ham_scores` is one array, or a mapping source → array: then each rate must hold on the pooled ham
     and in every source with at least `min_ham` ham (the strictest threshold wins). Sources in
-    `ignore_sources` are left out unless nothing else has ham. `groups` (source → each ham score's
+    `ignore_sources` are left out unless the others hold fewer than `min_ham` ham between them. `groups` (source → each ham score's
     group, as `ham_groups_by_source` gives) makes a grouped source meet each rate on its groups held
     out one at a time (`group_validated_rate`).
     """
     pools: list[tuple[np.ndarray, np.ndarray | None]]
     if isinstance(ham_scores, Mapping):
         kept = {s: np.asarray(v, dtype=float) for s, v in ham_scores.items() if s not in ignore_sources and len(v)}
-        if not kept:
+        if sum(len(v) for v in kept.values()) < min_ham:  # too little ham to place a rate on: use it all
             kept = {s: np.asarray(v, dtype=float) for s, v in ham_scores.items()}
         pools = [(np.concatenate([np.zeros(0), *kept.values()]), None)]
         pools += [(scores, (groups or {}).get(s)) for s, scores in kept.items() if len(scores) >= min_ham]
@@ -172,7 +174,8 @@ def choose_thresholds(
 
     spam = strictest(spam_rate)
     discard = max(strictest(discard_rate), spam)
-    hold = min(strictest(hold_rate), spam)
+    # Whatever the ham allows, a comment more likely spam than not is never published unseen.
+    hold = min(strictest(hold_rate), spam, MAX_HOLD)
     return Thresholds(hold=hold, spam=spam, discard=discard)
 
 

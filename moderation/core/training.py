@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from scipy.special import expit
 from sklearn.base import clone
 
 from moderation.comment import LabelledComment
-from moderation.core.classifier import example_weights, train_model
+from moderation.core.classifier import SpamModel, example_weights, train_model
 from moderation.core.corpora import counts, deduplicate, fingerprint, load_folder, load_starter
 from moderation.core.folds import DEFAULT_FOLDS, grouped_folds, labels
 from moderation.core.metrics import binary_metrics
@@ -119,12 +120,59 @@ def model_probabilities(model: Any, examples: Sequence[LabelledComment]) -> np.n
     return np.asarray(model.predict_proba([e.comment for e in examples]), dtype=float)
 
 
-def _free_version(model_dir: Path, version: str) -> str:
+def free_version(model_dir: Path, version: str) -> str:
     """`version`, or `version-2`, `-3`… when a model by that name already exists (two trains in a second)."""
     candidate, suffix = version, 2
     while artifact_path(model_dir, candidate).exists():
         candidate, suffix = f"{version}-{suffix}", suffix + 1
     return candidate
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A model with thresholds chosen out of fold, and the out-of-fold metrics its manifest records."""
+
+    model: SpamModel
+    metrics: dict[str, Any]
+
+
+def fit_with_thresholds(
+    examples: Sequence[LabelledComment],
+    *,
+    version: str,
+    folds: int = DEFAULT_FOLDS,
+    random_state: int = 0,
+    per_source: bool = True,
+    progress: Progress = no_progress,
+) -> Trained:
+    """Train on `examples` (already deduplicated), then choose thresholds on grouped out-of-fold scores.
+
+    What `moderation train` and `moderation retrain` both run: one trainer, one threshold rule. The
+    metrics are the out-of-fold ones at those thresholds, pooled and per source.
+    """
+    started = time.perf_counter()
+    progress(f"training the model on all {len(examples)} examples")
+    model = train_model(examples, version=version, random_state=random_state)
+    final_fit_seconds = time.perf_counter() - started
+
+    progress(f"out-of-fold predictions ({folds} grouped folds) to choose thresholds")
+    decision = decision_values_out_of_fold(examples, model, folds=folds, random_state=random_state, progress=progress)
+    oof = calibrated(model, decision)
+    y = labels(examples)
+    model.thresholds = held_out_thresholds(examples, oof) if per_source else choose_thresholds(oof[y == 0])
+    t = model.thresholds
+    progress(f"  thresholds: hold {t.hold:.3f}, spam {t.spam:.3f}, discard {t.discard:.3f}")
+
+    sources = np.array([e.source for e in examples])
+    metrics: dict[str, Any] = {
+        "protocol": f"{folds}-fold stratified grouped out-of-fold predictions on the training data "
+        "(includes the starter corpus: a sanity check, not a benchmark; see `moderation evaluate`)",
+        "pooled": binary_metrics(y, oof, t),
+        "by_source": {s: binary_metrics(y[sources == s], oof[sources == s], t) for s in sorted(set(sources))},
+        "final_fit_seconds": round(final_fit_seconds, 2),
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+    return Trained(model, metrics)
 
 
 def train_and_save(
@@ -154,40 +202,18 @@ def train_and_save(
         examples = deduplicate(examples)
     tally = counts(examples)
     progress(f"  {tally['total']} examples after deduplication ({tally['spam']} spam, {tally['ham']} ham)")
-
-    progress(f"training the model on all {len(examples)} examples")
-    fit_started = time.perf_counter()
     data_fingerprint = fingerprint(examples)
-    version = _free_version(model_dir, new_version(data_fingerprint))
-    model = train_model(examples, version=version, random_state=random_state)
-    final_fit_seconds = time.perf_counter() - fit_started
-
-    progress(f"out-of-fold predictions ({folds} grouped folds) to choose thresholds")
-    decision = decision_values_out_of_fold(examples, model, folds=folds, random_state=random_state, progress=progress)
-    oof = calibrated(model, decision)
-    if per_source:
-        model.thresholds = held_out_thresholds(examples, oof)
-    else:
-        model.thresholds = choose_thresholds(oof[labels(examples) == 0])
-    t = model.thresholds
-    progress(f"  thresholds: hold {t.hold:.3f}, spam {t.spam:.3f}, discard {t.discard:.3f}")
-
-    y = labels(examples)
-    sources = np.array([e.source for e in examples])
-    metrics: dict[str, Any] = {
-        "protocol": f"{folds}-fold stratified grouped out-of-fold predictions on the training data "
-        "(includes the starter corpus: a sanity check, not a benchmark; see `moderation evaluate`)",
-        "pooled": binary_metrics(y, oof, t),
-        "by_source": {s: binary_metrics(y[sources == s], oof[sources == s], t) for s in sorted(set(sources))},
-        "final_fit_seconds": round(final_fit_seconds, 2),
-        "train_seconds": round(time.perf_counter() - started, 2),
-    }
+    version = free_version(model_dir, new_version(data_fingerprint))
+    trained = fit_with_thresholds(
+        examples, version=version, folds=folds, random_state=random_state, per_source=per_source, progress=progress
+    )
+    metrics = {**trained.metrics, "train_seconds": round(time.perf_counter() - started, 2)}
     data = {
         "fingerprint": data_fingerprint,
         "counts": tally,
         "data_dir": str(data_dir) if data_dir is not None else None,
     }
-    manifest = save_model(model_dir, model, data=data, metrics=metrics, make_current=make_current)
+    manifest = save_model(model_dir, trained.model, data=data, metrics=metrics, make_current=make_current)
     progress(
         f"saved {artifact_path(model_dir, version)} ({manifest.size_bytes / 1e6:.1f} MB) "
         f"in {metrics['train_seconds']:.1f} s"

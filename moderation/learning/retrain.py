@@ -5,9 +5,10 @@
 1. Take the retrain lock (PostgreSQL advisory lock; a lock file beside a SQLite database), so two
    retrains run one after the other.
 2. Hold out the `holdout` most recent labelled comments (latest label per comment, never `is_test`).
-3. Stream everything else from the database in batches (server-side cursor), mixed with a share of the
-   shuffled corpora per batch, into `incremental.fit_streaming`; stored labels are weighted and capped
-   per site and day (`site_learning`). Then fit each site's own correction.
+3. Read everything else from the database in batches (server-side cursor), weighted and capped per site
+   and day (`site_learning`), and train the challenger on it plus the corpora with the same trainer and
+   threshold rule as `moderation train` (`training.fit_with_thresholds`). Then fit each site's own
+   correction.
    With `sites_only`, steps 2-4 are instead: refit only each site's model, on every label, keeping the
    champion's global model (`refit_site_models`, the fast path), and promote that.
 4. Score the held-out comments with the challenger and the champion, each with its site corrections,
@@ -36,26 +37,22 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from moderation.comment import Label, LabelledComment
-from moderation.core.incremental import (
-    DEFAULT_EPOCHS,
-    AdaptiveModel,
-    WeightedExample,
-    fit_streaming,
-    probabilities_for_site,
-)
+from moderation.core.classifier import Scorer, SpamModel
+from moderation.core.corpora import deduplicate
 from moderation.core.metrics import binary_metrics
 from moderation.core.model_store import (
-    artifact_path,
     current_version,
     load_model,
     new_version,
     read_manifest,
     save_model,
 )
-from moderation.core.training import build_training_set
+from moderation.core.site_model import SiteAdjustment
+from moderation.core.training import build_training_set, fit_with_thresholds, free_version
 from moderation.errors import ConfigError, DataError, StoreError
 from moderation.learning.site_learning import (
     PhraseSites,
+    StoredLabel,
     daily_counts,
     fit_site_adjustments,
     label_weight,
@@ -74,7 +71,7 @@ EXIT_ERROR = 1  # something went wrong: nothing changed
 EXIT_NOT_PROMOTED = 3  # challenger saved but not better on every metric (or, with --dry-run, would not be)
 
 RETRAIN_LOCK_KEY = 0x6D6F6472  # pg_advisory_lock key: any constant unique to this application
-BATCH_SIZE = 2000  # stored comments per streamed batch: bounds memory (~2000 prepared comments)
+BATCH_SIZE = 2000  # stored comments read per round trip
 MIN_HOLDOUT_PER_CLASS = 5  # fewer held-out spam or ham than this and a comparison means nothing
 STORE_SOURCE = "store"  # the `source` stored labels train under (thresholds are also checked on them)
 
@@ -116,7 +113,6 @@ class RetrainOptions:
     site_min_labels: int = 10
     site_max_labels: int = 5000
     lock_timeout: float = 3600.0
-    epochs: int | None = None
     random_state: int = 0
 
     @classmethod
@@ -224,32 +220,24 @@ def count_labels(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(sub)) or 0)
 
 
-def _corpora(data_dir: Path | None) -> list[LabelledComment]:
-    return build_training_set(data_dir)
-
-
-def training_batches(
+def stored_examples(
     session: Session,
-    corpora: Sequence[LabelledComment],
     *,
     cutoff: int | None,
     options: RetrainOptions,
     stats: dict[str, int],
     progress: Progress = _quiet,
-) -> Iterator[list[Any]]:
-    """Batches of WeightedExample: stored labels older than `cutoff`, each batch with its share of the corpora.
+) -> list[LabelledComment]:
+    """Stored labels older than `cutoff` as weighted training examples (source "store", grouped by site).
 
-    Mixing the corpora into every batch keeps SGD's batches alike (a batch of only one site's labels
-    would pull the weights one way, the next the other). Repeats of (site, text skeleton, label) count once.
+    A label's weight is its source's weight times the per-site, per-day cap, less when no second site
+    confirmed its phrases (`site_learning.label_weight`); repeats of (site, text skeleton, label) count
+    once; labels whose weight comes to 0 (no other site confirmed them) are left out. `stats` gets the
+    labels read ("stored"), the repeats skipped and the labels kept ("stored_in_global").
     """
-    rng = np.random.default_rng(options.random_state)
     query = latest_labels_query()
     if cutoff is not None:
         query = query.where(LabelRecord.id < cutoff)
-    total = count_labels(session) - (stats.get("holdout", 0))
-    parts = max(1, math.ceil(max(total, 0) / BATCH_SIZE))
-    order = rng.permutation(len(corpora))
-    shares = np.array_split(order, parts)
     counts = daily_counts(session, cutoff)
     sites = PhraseSites()
     for batch in stream_labels(session, query, BATCH_SIZE):  # first pass: which phrases several sites share
@@ -257,37 +245,27 @@ def training_batches(
             sites.add(stored.site_id, stored.label, stored.comment.content)
     progress("  phrase agreement across sites counted")
     seen: set[tuple[int, str, str]] = set()
-    stats.update(stored=0, stored_duplicates=0, corpora=len(corpora))
-
-    def corpus_share(index: int) -> list[Any]:
-        if index >= len(shares):
-            return []
-        return [WeightedExample(corpora[i].comment, corpora[i].label, corpora[i].source) for i in shares[index]]
-
-    index = 0
+    stats.update(stored=0, stored_duplicates=0, stored_in_global=0)
+    examples: list[LabelledComment] = []
     for batch in stream_labels(session, query, BATCH_SIZE):
-        examples = corpus_share(index)
         for stored in batch:
             key = (stored.site_id, skeleton(stored.comment.content), stored.label.value)
             if key in seen:
                 stats["stored_duplicates"] += 1
                 continue
             seen.add(key)
+            stats["stored"] += 1
             weight = label_weight(
                 stored, counts, source_weights=options.source_weights, daily_cap=options.site_daily_cap, sites=sites
             )
             if weight > 0:
-                examples.append(WeightedExample(stored.comment, stored.label, STORE_SOURCE, weight, stored.site_id))
-                stats["stored"] += 1
-        rng.shuffle(examples)  # type: ignore[arg-type, unused-ignore]
-        index += 1
-        yield examples
-    while index < len(shares):  # no (or fewer) stored labels than expected: the rest of the corpora
-        yield corpus_share(index)
-        index += 1
+                group = f"site-{stored.site_id}"
+                examples.append(LabelledComment(stored.comment, stored.label, STORE_SOURCE, group, weight))
+    stats["stored_in_global"] = len(examples)
+    return examples
 
 
-def holdout_examples(session: Session, cutoff: int | None) -> list[Any]:
+def holdout_examples(session: Session, cutoff: int | None) -> list[StoredLabel]:
     """The held-out stored labels (label id ≥ `cutoff`), in memory (at most RETRAIN_HOLDOUT of them)."""
     if cutoff is None:
         return []
@@ -298,19 +276,19 @@ def holdout_examples(session: Session, cutoff: int | None) -> list[Any]:
 # --- comparing -----------------------------------------------------------------------------------------------
 
 
-def holdout_scores(model: Any, held: Sequence[Any]) -> np.ndarray:
+def holdout_scores(model: Scorer, held: Sequence[StoredLabel]) -> np.ndarray:
     """Each held-out comment's spam probability from `model`, with its site's correction when it has one."""
     scores = np.zeros(len(held))
     by_site: dict[int, list[int]] = {}
     for i, stored in enumerate(held):
         by_site.setdefault(stored.site_id, []).append(i)
     for site_id, rows in by_site.items():
-        scores[rows] = probabilities_for_site(model, [held[i].comment for i in rows], site_id)
+        scores[rows] = model.predict_proba_for_site([held[i].comment for i in rows], site_id)
     return scores
 
 
 def compare(
-    challenger: Any, champion: Any | None, held: Sequence[Any], metrics: Sequence[str]
+    challenger: Scorer, champion: Scorer | None, held: Sequence[StoredLabel], metrics: Sequence[str]
 ) -> tuple[dict[str, dict[str, float]], bool, str]:
     """Metrics of both models on the held-out comments, and whether the challenger is not worse on any."""
     y = np.array([1 if s.label is Label.SPAM else 0 for s in held], dtype=int)
@@ -348,7 +326,7 @@ def compare(
 # --- the pipeline ----------------------------------------------------------------------------------------
 
 
-def load_champion(session: Session, model_dir: Path) -> tuple[str | None, Any | None]:
+def load_champion(session: Session, model_dir: Path) -> tuple[str | None, SpamModel | None]:
     """The registry's champion (fetched into `model_dir` when missing), else the folder's CURRENT model."""
     row = registry.champion(session)
     if row is not None:
@@ -392,19 +370,16 @@ def retrain(
         stats: dict[str, int] = {"labelled": labelled, "holdout": len(held)}
         progress(f"stored labels: {labelled} ({len(held)} most recent held out for the comparison)")
 
-        corpora = _corpora(data_dir)
+        corpora = build_training_set(data_dir)
         progress(f"corpora: {len(corpora)} examples (starter{f' + {data_dir}' if data_dir else ''})")
+        stored = stored_examples(session, cutoff=cutoff, options=options, stats=stats, progress=progress)
+        examples = deduplicate([*corpora, *stored])
+        stats.update(corpora=len(corpora), examples=len(examples))
         digest = hashlib.sha256(f"{len(corpora)}:{labelled}:{cutoff}".encode()).hexdigest()
-        version = _free_version(model_dir, new_version(digest))
-        progress("training the challenger")
-        result = fit_streaming(
-            training_batches(session, corpora, cutoff=cutoff, options=options, stats=stats, progress=progress),
-            version=version,
-            epochs=options.epochs or DEFAULT_EPOCHS,
-            random_state=options.random_state,
-            progress=progress,
-        )
-        challenger = result.model
+        version = free_version(model_dir, new_version(digest))
+        progress(f"training the challenger on {len(examples)} examples ({stats['stored_in_global']} stored labels)")
+        trained = fit_with_thresholds(examples, version=version, random_state=options.random_state, progress=progress)
+        challenger = trained.model
         progress("fitting per-site corrections")
         challenger.sites = _site_models(session, challenger, options, progress, before_label_id=cutoff)
         comparison, better, reason = compare(challenger, champion, held, options.metrics)
@@ -418,7 +393,7 @@ def retrain(
             champion=champion_version,
             comparison=comparison,
             holdout=held_counts,
-            training={**stats, **result.counts, "sites_with_corrections": len(challenger.sites)},
+            training={**stats, "sites_with_corrections": len(challenger.sites)},
             promoted=False,
             would_promote=would_promote,
             reason=reason,
@@ -431,7 +406,7 @@ def retrain(
 
         metrics = json_safe(
             {
-                **result.metrics,
+                **trained.metrics,
                 "comparison": comparison,
                 "holdout": held_counts,
                 "champion": champion_version,
@@ -454,7 +429,7 @@ def refit_site_models(
     session: Session,
     model_dir: Path,
     champion_version: str | None,
-    champion: Any,
+    champion: SpamModel | None,
     options: RetrainOptions,
     progress: Progress,
     started: float,
@@ -465,21 +440,15 @@ def refit_site_models(
     every few minutes). The global part is the champion's, unchanged, so there is nothing to compare:
     the result is promoted (with `dry_run`: only fitted). No labels are held out: each site model is
     chosen by cross-validation within its own labels. Called by `retrain` under its lock. Raises
-    DataError when the champion has no site models (trained by `moderation train`, or none at all).
+    DataError when there is no champion to refit.
     """
-    if champion_version is None or not isinstance(champion, AdaptiveModel):
-        raise DataError(
-            f"--sites-only refits the site models of a champion trained by `moderation retrain`, found "
-            f"{champion_version or 'no champion'}; run `moderation retrain` first"
-        )
+    if champion_version is None or champion is None:
+        raise DataError("--sites-only refits the site models of the champion, found none; run `moderation train` first")
     labelled = count_labels(session)
     digest = hashlib.sha256(f"sites:{champion_version}:{labelled}".encode()).hexdigest()
-    version = _free_version(model_dir, new_version(digest))
-    model = AdaptiveModel(
-        champion.features, champion.classifier, champion.calibration, version=version, thresholds=champion.thresholds
-    )
+    version = free_version(model_dir, new_version(digest))
     progress(f"refitting per-site models on {champion_version}'s global model")
-    model.sites = _site_models(session, model, options, progress)
+    model = champion.with_sites(version, _site_models(session, champion, options, progress))
     reason = f"site models refitted on {champion_version}'s global model (unchanged)"
     outcome = RetrainResult(
         challenger=version,
@@ -503,8 +472,8 @@ def refit_site_models(
 
 
 def _site_models(
-    session: Session, model: Any, options: RetrainOptions, progress: Progress, before_label_id: int | None = None
-) -> dict[int, Any]:
+    session: Session, model: SpamModel, options: RetrainOptions, progress: Progress, before_label_id: int | None = None
+) -> dict[int, SiteAdjustment]:
     """Every site's own correction to `model`, within the options' label limits, from labels before the id."""
     return fit_site_adjustments(
         session,
@@ -520,7 +489,7 @@ def _site_models(
 def _publish(
     session: Session,
     model_dir: Path,
-    model: Any,
+    model: SpamModel,
     outcome: RetrainResult,
     options: RetrainOptions,
     data: dict[str, Any],
@@ -558,13 +527,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _free_version(model_dir: Path, version: str) -> str:
-    candidate, suffix = version, 2
-    while artifact_path(model_dir, candidate).exists():
-        candidate, suffix = f"{version}-{suffix}", suffix + 1
-    return candidate
-
-
 __all__ = [
     "EXIT_ERROR",
     "EXIT_NOT_PROMOTED",
@@ -576,5 +538,5 @@ __all__ = [
     "refit_site_models",
     "retrain",
     "retrain_lock",
-    "training_batches",
+    "stored_examples",
 ]

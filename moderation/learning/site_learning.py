@@ -8,11 +8,11 @@ Two uses of a site's labels:
   day add at most `RETRAIN_SITE_DAILY_CAP` to the total weight, however many it sends. Repeats of the
   same text with the same label from the same site count once, even with counters, punctuation or
   case changed (`skeleton`). And a phrase moves the global model only when at least two sites gave it
-  the same label: a label whose word trigrams no other site confirmed keeps `SINGLE_SITE_SHARE` of its
-  weight (`PhraseSites`). A key flooding submit-spam with a
-  common ham phrase therefore moves the global model by at most a couple of dozen examples' worth,
-  against thousands of ham examples in the corpora (tests/test_site_learning.py checks 1,000 reports).
-- **The site's own model** (`incremental.SiteAdjustment`: a correction of the global log-odds blended
+  the same label: a label's weight is scaled by the share of its word trigrams another site confirmed
+  (`PhraseSites`), so a label no other site confirms stays out of the global model. A key flooding
+  submit-spam with a common ham phrase therefore cannot move the global model at all; a single-site
+  installation adapts through its own model (tests/test_site_learning.py checks 1,000 reports).
+- **The site's own model** (`site_model.SiteAdjustment`: a correction of the global log-odds blended
   with a model learned from the site's labels alone, the blend chosen by cross-validation within those
   labels): fitted on that site's latest `SITE_MAX_LABELS` labels, uncapped, once it has
   `SITE_MIN_LABELS`, and applied only to that site's comments. A site can teach its own filter anything,
@@ -34,7 +34,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from moderation.comment import SENDER_FIELDS, Comment, Label
-from moderation.core.incremental import fit_site_adjustment
+from moderation.core.classifier import SpamModel
+from moderation.core.site_model import SiteAdjustment, fit_site_adjustment
 from moderation.errors import ConfigError
 from moderation.store.schema import CommentRecord, LabelRecord
 
@@ -54,10 +55,10 @@ def skeleton(text: str) -> str:
     return hashlib.sha1(letters.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
 
 
-# A phrase is a word trigram (letters only, lowercased). A stored label teaches the global model fully
-# only as far as its phrases were also given the same label by another site; a label none of whose
-# phrases another site confirms keeps this share of its weight (its own site's correction learns it fully).
-SINGLE_SITE_SHARE = 0.1
+# A phrase is a word trigram (letters only, lowercased). A stored label teaches the global model only as
+# far as its phrases were also given the same label by another site (its own site's model learns it fully):
+# a learned vocabulary gives a phrase only one site ever used its own columns, and with nothing in the
+# corpora to hold them back even a tiny total weight of reports makes that phrase spam for everyone.
 PHRASE_SLOTS = 2**20  # hashed phrase table size: two int32 arrays, 8 MB, however many labels
 _WORD = re.compile(r"[^\W\d_]+")
 
@@ -215,14 +216,14 @@ def label_weight(
 ) -> float:
     """The training weight of one stored label in the global model.
 
-    Source weight × the site's daily cap share × (with `sites`) how far other sites confirm its phrases,
-    never below SINGLE_SITE_SHARE.
+    Source weight × the site's daily cap share × (with `sites`) the share of its phrases other sites
+    confirmed (0 when none did: the label then teaches only its own site's model).
     """
     base = source_weights.get(stored.source, min(source_weights.values(), default=0.5))
     count = counts.get((stored.site_id, day_key(stored.labelled_at)), 1)
     weight = base * min(1.0, daily_cap / max(count, 1))
     if sites is not None:
-        weight *= max(SINGLE_SITE_SHARE, sites.agreement(stored.label, stored.comment.content))
+        weight *= sites.agreement(stored.label, stored.comment.content)
     return float(weight)
 
 
@@ -248,19 +249,19 @@ def site_examples(
 
 def fit_site_adjustments(
     session: Session,
-    model: Any,
+    model: SpamModel,
     *,
     min_labels: int,
     max_labels: int,
     source_weights: Mapping[str, float],
     before_label_id: int | None = None,
     progress: Any = None,
-) -> dict[int, Any]:
+) -> dict[int, SiteAdjustment]:
     """Fit a correction for every site with at least `min_labels` labels (both classes present).
 
     One site at a time, at most `max_labels` comments in memory. Returns site id → SiteAdjustment.
     """
-    adjustments: dict[int, Any] = {}
+    adjustments: dict[int, SiteAdjustment] = {}
     for site_id, count in sorted(site_label_counts(session, before_label_id).items()):
         if count < min_labels:
             continue
