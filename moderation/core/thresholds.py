@@ -152,9 +152,9 @@ def choose_thresholds(
 
     `ham_scores` is one array, or a mapping source → array: then each rate must hold on the pooled ham
     and in every source with at least `min_ham` ham (the strictest threshold wins). Sources in
-    `ignore_sources` are left out unless the others hold fewer than `min_ham` ham between them. `groups` (source → each ham score's
-    group, as `ham_groups_by_source` gives) makes a grouped source meet each rate on its groups held
-    out one at a time (`group_validated_rate`).
+    `ignore_sources` are left out unless the others hold fewer than `min_ham` ham between them.
+    `groups` (source → each ham score's group, as `ham_groups_by_source` gives) makes a grouped source
+    meet each rate on its groups held out one at a time (`group_validated_rate`).
     """
     pools: list[tuple[np.ndarray, np.ndarray | None]]
     if isinstance(ham_scores, Mapping):
