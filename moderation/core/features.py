@@ -85,14 +85,8 @@ _MESSENGER = re.compile(
 _HANDLE = re.compile(r"(?<![\w@.])@[A-Za-z_][A-Za-z0-9_.]{2,31}")
 # Self-promotion in words, no link needed: "check out my channel", "sub to me", "visit my page",
 # "search DHG SONGS on youtube", and requests for likes below: the commonest families of spam the model
-# missed when a YouTube video was held out. Leave-one-video-out (lovo-youtube, C=30, MCC at p >= 0.5,
-# Eminem/KatyPerry/LMFAO/Psy/Shakira), with links to the video itself already handled:
-#   neither 0.960/0.902/0.876/0.851/0.887 (mean 0.895, ROC AUC 0.9921)
-#   self_promotion only 0.945/0.920/0.876/0.867/0.880 (0.898, AUC 0.9934)
-#   both 0.940/0.931/0.901/0.876/0.893 (0.908, AUC 0.9943); doubling signal_weight then: 0.909, AUC 0.9936.
-# Eminem loses 0.02: its ham includes "thumbs up if you're watching in 2015", which Shakira and LMFAO
-# label spam. The patterns were written from the spam families of the issue and checked against the
-# whole YouTube corpus (no ham there matches `_SELF_PROMOTION`), so they are not blind to the test videos.
+# missed when a YouTube video was held out (docs/experiments.md: Self-promotion and asks-for-likes signals:
+# both kept).
 _PROMO_NOUN = (
     r"(?:channel|chanel|channels|vids?|videos?|vlogs?|page|blog|music|songs?|tracks?|playlists?|covers?|raps?"
     r"|beats?|mixtape|albums?|website|site|account|profile|stuff|content|work)"
@@ -178,10 +172,9 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
     """Signals of `comment` whose content is already normalised to `text`."""
     s = dict.fromkeys(SIGNAL_NAMES, 0.0)
     links = extract_links(comment.content)
-    # Ham links to its own page ("best part youtube.com/watch?v=<this video>&t=2m19s"). lovo-youtube, C=30,
-    # mean MCC / ROC AUC / ham blocked / spam caught at the auto-spam threshold: before 0.894 / 0.9894 /
-    # 0.90% / 83.8%; as a signal only 0.898 / 0.9911 / 1.03% / 84.9%; also left out of the link counts
-    # 0.896 / 0.9922 / 0.93% / 87.4%; and out of the words too (`prepare`) 0.895 / 0.9921 / 1.16% / 87.8%.
+    # Ham links to its own page ("best part youtube.com/watch?v=<this video>&t=2m19s"): such links get a
+    # signal of their own and stay out of the link counts and the words (docs/experiments.md: Links to the
+    # comment's own page: a signal, out of the link counts and the words).
     if links and comment.permalink:
         here = [link for link in links if same_page(link.url, comment.permalink)]
         s["url_this_page"] = _log_count(here)
@@ -189,8 +182,8 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
     if links:
         _link_signals(links, s)
     # Each pattern below runs only when the text holds what every match of it must contain: an "@" for an
-    # email or a handle, 8 digits for a phone number (most comments have neither; over the corpora these
-    # three scans took 6.5 of the 26 µs that all ten signal patterns take per comment).
+    # email or a handle, 8 digits for a phone number; most comments have neither (docs/experiments.md:
+    # Email, handle and phone scans only when the text can match).
     if "@" in text:
         s["email_count"] = math.log1p(len(_EMAIL.findall(text)))
         s["handle_count"] = math.log1p(len(_HANDLE.findall(text)))
@@ -259,8 +252,8 @@ def _shape_signals(text: str, digits: int, s: dict[str, float]) -> None:
 
 def _count_matching(text: str, pattern: re.Pattern[str], ascii_matches: bytes) -> int:
     """How many characters of `text` the one-character `pattern` matches; `ascii_matches` must be the ASCII
-    characters it matches. ASCII text (most comments) is counted by deleting those bytes, not by collecting
-    every match: the letters of the HTTP benchmark's comments in 0.9 instead of 4.3 µs."""
+    characters it matches. ASCII text (most comments) is counted by deleting those bytes, which is faster
+    than collecting every match (docs/experiments.md: ASCII characters counted by deleting bytes)."""
     if text.isascii():
         raw = text.encode("ascii")
         return len(raw) - len(raw.translate(None, ascii_matches))
@@ -433,11 +426,8 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
     author name; character n-grams ("char_wb") are over the lowercased normalised content. Both are
     TF-IDF with l2-normalised rows; vocabularies are bounded by `min_df` and `max_features`.
 
-    Defaults chosen by leave-one-video-out on the YouTube corpus (mean MCC at decision 0, C=10):
-    binary word TF 0.890 vs sublinear 0.885; char (3, 5) 0.889 vs (2, 5) 0.885 vs (1, 4) 0.887;
-    char_weight 1.0 0.885 vs 0.5 0.883 vs 0 (no char n-grams) 0.863; signals at weight 1 0.883
-    vs none 0.872 vs weight 2 0.880. Then at C=30: word (1, 3) 0.899 vs (1, 2) 0.892 vs (1, 4) 0.899;
-    min_df 3 0.891 vs 2 0.892; no stemming 0.889; char max_features 30k vs unbounded: same on YouTube.
+    The defaults were chosen by leave-one-video-out on the YouTube corpus (docs/experiments.md:
+    CommentFeatures defaults: binary word (1, 3)-grams, char (3, 5)-grams, weights 1).
     """
 
     def __init__(
@@ -617,9 +607,8 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
 
 
 # Words whose character n-gram columns one model remembers for `CommentFeatures.row`: vocabularies are
-# Zipfian, so most words of a new comment were seen before and skip their n-grams and look-ups. With the
-# model trained on all corpora an entry takes ~0.32 kB (tracemalloc, 16,384 words of the corpora: 5.2 MB)
-# besides the word itself, and the Python-int vocabularies 3.0 MB.
+# Zipfian, so most words of a new comment were seen before and skip their n-grams and look-ups
+# (docs/experiments.md: Per-word char n-gram cache of 16,384 words).
 ROW_WORD_CACHE = 16_384
 
 
@@ -648,7 +637,7 @@ class _RowLookup:
         """One comment's word block, columns ascending (`words` for a single comment, in fewer steps)."""
         if self.word_binary:
             # Known columns as a Python set, then sorted: for the ~100 terms of a comment this is faster than
-            # the same steps in numpy (8.5 vs 11.8 µs over 2,000 comments of the corpora).
+            # the same steps in numpy (docs/experiments.md: Single-comment word columns through a Python set).
             found = set(map(self.word_vocabulary.get, terms, repeat(-1)))
             found.discard(-1)
             ascending = np.array(sorted(found), dtype=np.intp)
@@ -712,7 +701,7 @@ def _char_columns(vocabulary: Mapping[str, int], ngram_range: tuple[int, int], w
 def _counted(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of `columns`, ascending, and how often each occurs: `np.unique(columns,
     return_counts=True)` without its generic set-up, which dominates on the few hundred n-grams of one
-    comment (8 vs 12.5 µs per comment of the corpora, the per-word look-ups and concatenation included)."""
+    comment (docs/experiments.md: Counting n-gram columns without np.unique)."""
     ordered = np.sort(columns)
     size = ordered.size
     starts = np.empty(size + 1, dtype=bool)

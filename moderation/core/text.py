@@ -104,9 +104,9 @@ class Link:
 
 # How many recent texts `normalize` and `extract_links` remember. A check reads the same content and author
 # name several times (the duplicate fingerprint, the block list, the link-count rule, the model's features
-# and signals: with models-full, 4 normalisations and 2 link extractions per check), so the second and later
-# reads are dictionary hits. Small on purpose: an entry holds a whole request's text (up to the 64 kB body
-# limit) and its result, made from at most `MAX_CHARS` characters of it.
+# and signals), so the second and later reads are dictionary hits (docs/experiments.md: Text cache of the
+# last 16 texts). Small on purpose: an entry holds a whole request's text (up to the 64 kB body limit) and
+# its result, made from at most `MAX_CHARS` characters of it.
 TEXT_CACHE = 16
 
 

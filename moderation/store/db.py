@@ -39,12 +39,9 @@ PING_AFTER_IDLE_SECONDS = 1.0
 # SQLite checkpoints inside a commit once the WAL holds this many pages (its default is 1000); the
 # service checkpoints between requests long before (WalCheckpoints), so this only catches stragglers.
 SQLITE_WAL_AUTOCHECKPOINT_PAGES = 4000
-# A worker checkpoints after this many of its commits: with 2 workers ~5 checks, ~55 WAL pages apart
-# (11 pages per check since migration 0003). Small checkpoints often beat big ones rarely for the tail:
-# bench_http, 2 workers, wrk c=8, quiet 2-core machine, check p99 over runs of 8 s: every 100 commits
-# 10.4-12.6 ms (7 runs), 50: 9.9/10.6, 25: 9.0-11.1 (4 runs), 10: 8.6-9.6 (4 runs), 5: 8.6/9.6 with more
-# CPU; throughput 1,350-1,400 checks/s at 100, 1,300-1,330 at 10. Never checkpointing on a thread
-# (SQLite's own, inside a commit): p99 20-27 ms.
+# A worker checkpoints after this many of its commits: with 2 workers ~5 checks, ~55 WAL pages apart (a
+# check writes ~11). Small checkpoints often beat big ones rarely for the check's tail latency
+# (docs/experiments.md: WAL checkpoint every 10 commits).
 WAL_CHECKPOINT_EVERY_COMMITS = 10
 # pg_advisory_xact_lock key serialising migrations (any constant unique to this application).
 MIGRATION_LOCK_KEY = 0x6D6F6465
@@ -87,7 +84,7 @@ def make_engine(url: str) -> Engine:
 
     Bad URL → ConfigError. The pool hands out the most recently used connection first (LIFO), so a
     worker keeps reusing one warm connection: SQLite drops a connection's page cache whenever another
-    connection wrote since its last use, which a first-in-first-out pool of two made happen every request.
+    connection wrote since its last use, which a first-in-first-out pool of two makes happen every request.
     """
     try:
         parsed = make_url(url)
@@ -155,9 +152,9 @@ def sqlite_write_lock(engine: Engine) -> Iterator[None]:
     """For a SQLite file, hold an exclusive flock on `<database>.write.lock` for the block; else nothing.
 
     SQLite's own busy handler polls a taken write lock with sleeps of 1, 2, 5, 10 ... ms, however soon
-    the lock comes free: two workers writing at once made one of them sleep on most collisions. A
+    the lock comes free: two workers writing at once would make one of them sleep on most collisions. A
     writer waiting on flock is woken the moment the holder releases it. Writers that do not take this
-    lock (the CLI, migrations) still meet SQLite's busy timeout as before.
+    lock (the CLI, migrations) still wait through SQLite's busy timeout.
     """
     path = _write_lock_path(engine.dialect.name, engine.url.database or "")
     if path is None:
@@ -178,12 +175,11 @@ class WalCheckpoints:
     """Checkpoints of a SQLite database's WAL, run between requests rather than inside a commit.
 
     SQLite checkpoints (copies the WAL back into the database, with two fsyncs) in whichever commit
-    finds the WAL over its threshold: about one API check in 90 (a check writes ~11 pages: its row,
-    its audit event and their indexes), 10-30 ms on our loaded 2-core machine against 0.25 ms for a
-    plain commit (p97/p99 of a commit-latency experiment). This counts the process's commits on the
-    engine and says when a checkpoint is `due`, well before SQLite's own threshold
-    (SQLITE_WAL_AUTOCHECKPOINT_PAGES, the safety net for every other process); the app has it `start`ed
-    on a thread of its own. Passive: writers are never blocked. Other databases: never due.
+    finds the WAL over its threshold, and that commit then takes many times longer than a plain one
+    (docs/experiments.md: SQLite WAL checkpoints between requests, on a thread). This counts the
+    process's commits on the engine and says when a checkpoint is `due`, well before SQLite's own
+    threshold (SQLITE_WAL_AUTOCHECKPOINT_PAGES, the safety net for every other process); the app has it
+    `start`ed on a thread of its own. Passive: writers are never blocked. Other databases: never due.
     """
 
     def __init__(self, engine: Engine, every_commits: int = WAL_CHECKPOINT_EVERY_COMMITS) -> None:
@@ -212,10 +208,9 @@ class WalCheckpoints:
     def start(self) -> None:
         """Run a checkpoint on this process's checkpoint thread (started on first use) and return at once.
 
-        A checkpoint is mostly waiting on its two fsyncs, with the GIL released: 33 ms of wall time but
-        3.7 ms of CPU after 100 checks (medians of 12, an earlier machine). Run inline after a response,
-        that wait kept the worker from its next request; on a thread it overlaps the requests that follow.
-        A request while one runs is merged into the next one.
+        A checkpoint is mostly waiting on its two fsyncs, with the GIL released: run inline after a
+        response, that wait would keep the worker from its next request; on a thread it overlaps the
+        requests that follow. A request while one runs is merged into the next one.
         """
         self._wanted.set()
         if self._thread is None or not self._thread.is_alive():  # also after a fork: threads do not survive it
@@ -241,7 +236,8 @@ class WalCheckpoints:
 def _write_lock_path(dialect: str, database: str) -> str | None:
     """The write lock file of a SQLite database file, or None (other databases, in-memory and URI databases).
 
-    Cached: resolving it (a realpath, several system calls) on every check cost 0.6 s in a cProfile of 1000 checks.
+    Cached: resolving it (a realpath, several system calls) on every check showed in the check's profile
+    (docs/experiments.md: SQLite write-lock path resolved once).
     """
     if dialect != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
         return None
