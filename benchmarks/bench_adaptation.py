@@ -10,7 +10,7 @@
    `POST /api/v1/comments/<id>/feedback` with the true label, as the site reporting spam and ham). After
    0, 50, 200 and 500 labels `retrain` runs (forced, no held-out slice: every label trains) and the
    evaluation set is scored with the promoted model and that site's correction — the path
-   `checking.check_comment` takes.
+   `checking.check_and_store` takes.
 4. The comparison: a plain TF-IDF + logistic regression (`classifier.train_baseline`) trained from
    scratch on the same labels. With 0 labels it has nothing to learn from (ROC AUC 0.5, recall 0).
 

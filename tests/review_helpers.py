@@ -42,7 +42,7 @@ def add_comment(
     minutes_ago: float = 0,
     **fields,
 ) -> int:
-    """Store a comment record as check_comment would have; returns its id."""
+    """Store a comment record as a check would have; returns its id."""
     with sessions() as session:
         record = CommentRecord(
             site_id=site_id,
@@ -64,12 +64,12 @@ def add_comment(
 
 def check(sessions, site_id: int, comment: Comment) -> int:
     """Run the real check (no model: everything is held) and return the stored comment's id."""
-    from moderation.checking.check import check_comment
+    from moderation.checking.check import check_and_store, site_settings
     from moderation.store.schema import Site
 
     with sessions() as session:
-        record, _ = check_comment(session, session.get(Site, site_id), comment, model=None)
-        return record.id
+        settings = site_settings(session.get(Site, site_id))
+        return check_and_store(session.get_bind(), site_id, settings, comment, model=None).id
 
 
 def csrf_from(html: str) -> str:

@@ -47,16 +47,16 @@ def _one_line_error(result) -> str:
 
 
 def test_check_prints_a_json_verdict(runner, trained):
-    """One comment from options gives score, decision, reasons and model version."""
+    """One comment from options gives score, decision, reasons, rules and model version."""
     result = runner.invoke(main, ["check", "--model-dir", str(trained), "--content", SPAMMY, "--author-name", "pills"])
     assert result.exit_code == 0, result.output
     verdict = json.loads(result.output)
-    assert set(verdict) == {"score", "decision", "reasons", "model_version"}
+    assert set(verdict) == {"score", "decision", "reasons", "rules", "model_version"}
     assert 0.0 <= verdict["score"] <= 1.0
     assert verdict["decision"] in {"approve", "hold", "spam", "discard"}
     assert verdict["model_version"] == model_store.current_version(trained)
     model = model_store.load_model(trained)
-    assert verdict["decision"] == model.thresholds.decide(verdict["score"])
+    assert verdict["decision"] == model.thresholds.decide(verdict["score"]) and verdict["rules"] == []
 
 
 def test_check_reads_the_model_dir_setting(runner, trained):
@@ -191,7 +191,7 @@ def test_installed_script_checks_a_stream(trained):
     )
     assert checked.returncode == 0, checked.stderr
     verdicts = [json.loads(line) for line in checked.stdout.splitlines()]
-    assert [set(v) for v in verdicts] == [{"score", "decision", "reasons", "model_version"}] * 2
+    assert [set(v) for v in verdicts] == [{"score", "decision", "reasons", "rules", "model_version"}] * 2
     broken = subprocess.run(
         [_installed_script(), "check", "--jsonl"], env=env, input="{oops\n", capture_output=True, text=True, timeout=120
     )
@@ -213,3 +213,33 @@ def test_installed_script_trains_on_the_starter_corpus(tmp_path):
     assert "made current" in trained.stdout
     assert "fold 1/5" in trained.stderr
     assert model_store.current_version(tmp_path / "models") is not None
+
+
+def test_check_as_a_site_reads_its_history_and_stores_only_with_store(runner, trained, tmp_path):
+    """--site applies the site's policy and history read-only; --store adds each comment as the API would."""
+    from moderation.store import db
+    from moderation.store.schema import CommentRecord
+    from moderation.store.sites import create_site
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    with db.make_sessionmaker(engine)() as session:
+        site, _key = create_site(session, "Blog", settings={"flood_max": 1})
+        site_id = site.id
+    env = {"MODERATION_DATABASE_URL": url}
+    args = ["check", "--model-dir", str(trained), "--site", str(site_id), "--content", "hi", "--user-ip", "192.0.2.7"]
+
+    def stored() -> int:
+        with db.make_sessionmaker(engine)() as session:
+            return session.query(CommentRecord).count()
+
+    first = runner.invoke(main, args, env=env)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["rules"] == [] and stored() == 0
+    assert runner.invoke(main, [*args, "--store"], env=env).exit_code == 0 and stored() == 1
+    again = json.loads(runner.invoke(main, args, env=env).output)
+    assert "flood" in again["rules"] and stored() == 1
+    missing = runner.invoke(main, ["check", "--model-dir", str(trained), "--store", "--content", "hi"])
+    assert missing.exit_code != 0 and "--store needs --site" in _one_line_error(missing)
+    engine.dispose()

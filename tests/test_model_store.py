@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 
@@ -222,6 +223,30 @@ def test_artifact_that_does_not_unpickle_is_a_clear_integrity_error(model_dir, s
     stored["sha256"] = hashlib.sha256(payload).hexdigest()
     path.write_text(json.dumps(stored))
     with pytest.raises(ModelIntegrityError, match=r"could not be unpickled .*moderation train"):
+        model_store.load_model(model_dir)
+
+
+class _OtherFamily:
+    """A model of another family, as earlier versions' `retrain` saved (versioned, but not a SpamModel)."""
+
+    version = "v1"
+
+
+def test_an_artifact_of_another_model_family_is_refused_with_retrain_advice(model_dir, save):
+    """A hash-valid artifact holding something other than a SpamModel is refused, saying to retrain."""
+    import hashlib
+
+    import joblib
+
+    save("v1")
+    buffer = io.BytesIO()
+    joblib.dump(_OtherFamily(), buffer)
+    (model_dir / "v1.joblib").write_bytes(buffer.getvalue())
+    path = model_dir / "v1.manifest.json"
+    stored = json.loads(path.read_text())
+    stored["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ModelIntegrityError, match=r"expected a SpamModel, found a _OtherFamily.*moderation train"):
         model_store.load_model(model_dir)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from check_helpers import check_comment
 
-from moderation.checking.check import check_comment
 from moderation.comment import Comment, Decision, Label
 from moderation.policy.decision import SiteSettings
 from moderation.policy.rules import fingerprint, list_match, stateless_hits

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from check_helpers import check_comment
 from learning_helpers import new_site, store_labelled
 
-from moderation.checking.check import check_comment
 from moderation.comment import Comment, Decision, Label
 from moderation.core.model_store import load_model
 from moderation.learning.retrain import RetrainOptions, retrain

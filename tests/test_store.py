@@ -6,10 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from check_helpers import check_comment
 from sqlalchemy import func, inspect, select, text
 
-from moderation.checking.check import check_comment
 from moderation.comment import Comment, Decision, Label
+from moderation.core.thresholds import Thresholds
 from moderation.errors import ConfigError, NotFoundError, StoreError
 from moderation.store import db
 from moderation.store.labels import record_label, set_status
@@ -179,8 +180,12 @@ def test_database_failure_raises_store_error(tmp_path):
 
 class _BrokenModel:
     version = "broken-1"
+    thresholds = Thresholds()
 
-    def score(self, comment):
+    def score_for_site(self, comment, site_id):
+        raise RuntimeError("bug in the model")
+
+    def predict_proba_for_site(self, comments, site_id):
         raise RuntimeError("bug in the model")
 
 

@@ -7,9 +7,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from check_helpers import check_comment
 from click.testing import CliRunner
 
-from moderation.checking.check import check_comment
 from moderation.cli import main
 from moderation.comment import Comment
 from moderation.store import db

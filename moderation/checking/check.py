@@ -1,15 +1,19 @@
 """Check one comment: rules + model + policy, then store it with its verdict before anyone answers.
 
+    check_and_store(engine, site_id, settings, comment, model=...) -> StoredCheck   JSON API, Akismet, CLI --store
+    recheck(comment, model=..., ...) -> Verdict                                    bulk re-check, read-only
+
+Both run the same steps: `prepare_check` (the comment as it will be stored: email lower-cased, IP
+anonymised when asked, the honeypot taken out of the extra fields, the content's fingerprint), the
+history counts from the store, `judge` (stateless rules + history rules + the model, for the site when
+it has its own model, through the policy) and, for `check_and_store`, the row.
+
 A comment is never published unchecked and never dropped: without a model it is held; when the
 database cannot store it, `StoreError` propagates and the API answers 503 (the site retries or holds).
-
-Two entry points share the work: `check_comment` on an ORM session (it hands back a `CommentRecord`
-the caller can label, e.g. Akismet's submit calls), and `check_and_store`, the JSON API's hot path. The
-latter takes a connection of its own from the engine and runs precompiled statements on the driver's
-cursor (see precompiled.py): no ORM session, no per-statement SQLAlchemy execution machinery. On
-PostgreSQL it also stores the comment and its audit event in one statement in autocommit mode, so a
-check costs two round trips (history counts, store) instead of six (ping, BEGIN, SELECT, two INSERTs,
-COMMIT). The comment is committed, durably, before the statement returns, and so before we answer.
+`check_and_store` takes a connection of its own from the engine and runs precompiled statements on the
+driver's cursor (see store/precompiled.py). On PostgreSQL it stores the comment and its audit event in
+one statement in autocommit mode, so a check costs two round trips (history counts, store). The comment
+is committed, durably, before the statement returns, and so before we answer.
 """
 
 from __future__ import annotations
@@ -22,12 +26,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypedDict, Unpack, cast
 
-from sqlalchemy import JSON, Dialect, Engine, String, Table, bindparam, insert, literal, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import JSON, Connection, Dialect, Engine, String, Table, bindparam, insert, literal, select
 
 from moderation.comment import Comment, Verdict
-from moderation.errors import ConfigError, StoreError
+from moderation.core.classifier import Scorer
+from moderation.errors import ConfigError
 from moderation.policy.decision import RuleHit, SiteSettings, decide
 from moderation.policy.rules import fingerprint, history_rule_hits, stateless_hits
 from moderation.store.db import sqlite_write_lock
@@ -67,7 +70,7 @@ def site_settings(site: Site) -> SiteSettings:
 
 
 class CheckOptions(TypedDict, total=False):
-    """How a comment came in, for `check_comment` and `check_and_store` (each key optional).
+    """How a comment came in, for `check_and_store` (each key optional).
 
     source: "api" (the default) or "akismet". extra: other request fields; its "honeypot" value feeds
     the honeypot rule and is stored only as a flag. is_test: never used for training. anonymize_ip:
@@ -80,49 +83,21 @@ class CheckOptions(TypedDict, total=False):
     anonymize_ip: bool
 
 
-def check_comment(
-    session: Session, site: Site, comment: Comment, *, model: Any | None, **options: Unpack[CheckOptions]
-) -> tuple[CommentRecord, Verdict]:
-    """Decide on `comment` for `site`, store record + audit event and commit; returns both.
-
-    `model` is a SpamModel or None (hold everything). Database failure → StoreError.
-    """
-    prepared = _prepare(comment, **options)
-    settings = site_settings(site)
-    try:
-        connection = session.connection()
-        hits = history_hits(
-            connection, site.id, prepared.comment, settings, content_hash=prepared.content_hash, now=prepared.now
-        )
-        values, verdict = _decide(site.id, settings, prepared, hits, model)
-        comment_id: int = connection.execute(_INSERT_COMMENT, values).scalar_one()
-        connection.execute(_INSERT_AUDIT, _audit_event(comment_id, values, verdict))
-        # The record is attached as an already-persistent object, so callers can label it and lazy-load labels.
-        record = CommentRecord(id=comment_id, **values)
-        make_transient_to_detached(record)
-        session.add(record)
-        session.commit()
-    except SQLAlchemyError as exc:
-        session.rollback()
-        raise StoreError(f"could not store the checked comment: {type(exc).__name__}") from exc
-    return record, verdict
-
-
 def check_and_store(
     engine: Engine,
     site_id: int,
     settings: SiteSettings,
     comment: Comment,
     *,
-    model: Any | None,
+    model: Scorer | None,
     **options: Unpack[CheckOptions],
 ) -> StoredCheck:
-    """`check_comment` for the JSON API: a connection from `engine`, the site's already validated policy.
+    """Check `comment` for `site_id` under its already validated policy and store it with its verdict.
 
     Returns once the comment and its audit event are committed. Database failure → StoreError.
     """
     statements = _statements(engine.dialect)
-    prepared = _prepare(comment, **options)
+    prepared = prepare_check(comment, **options)
     history = statements.history(prepared.comment)
     with driver_connection(engine) as connection, _autocommit(engine, connection, on=statements.store_both is not None):
         cursor = connection.cursor()
@@ -131,8 +106,8 @@ def check_and_store(
                 site_id, prepared.comment, settings, content_hash=prepared.content_hash, now=prepared.now
             )
             counts = tuple(history.execute(cursor, parameters).fetchone())
-            hits = history_rule_hits(counts, settings)
-            values, verdict = _decide(site_id, settings, prepared, hits, model)
+            verdict = judge(prepared, site_id, settings, history_rule_hits(counts, settings), model)
+            values = comment_row(site_id, prepared, verdict)
             if statements.store_both is not None:
                 audit = _audit_event(0, values, verdict)
                 both = {**values, "actor": audit["actor"], "detail": audit["detail"]}
@@ -147,8 +122,28 @@ def check_and_store(
     return StoredCheck(comment_id, values, verdict)
 
 
+def recheck(
+    comment: Comment,
+    *,
+    model: Scorer | None,
+    settings: SiteSettings | None = None,
+    site_id: int | None = None,
+    connection: Connection | None = None,
+) -> Verdict:
+    """The verdict `check_and_store` would give, storing nothing: with `site_id` and `connection`, the
+    site's history and its own model count too; without them only the comment, the model and `settings`."""
+    settings = settings or SiteSettings()
+    prepared = prepare_check(comment)
+    hits: list[RuleHit] = []
+    if connection is not None and site_id is not None:
+        hits = history_hits(
+            connection, site_id, prepared.comment, settings, content_hash=prepared.content_hash, now=prepared.now
+        )
+    return judge(prepared, site_id, settings, hits, model)
+
+
 @dataclass(frozen=True, slots=True)
-class _Prepared:
+class PreparedCheck:
     """A comment as it will be checked and stored, with what the rules need besides it."""
 
     comment: Comment
@@ -160,14 +155,14 @@ class _Prepared:
     is_test: bool
 
 
-def _prepare(
+def prepare_check(
     comment: Comment,
     *,
     source: str = "api",
     extra: dict[str, Any] | None = None,
     is_test: bool = False,
     anonymize_ip: bool = False,
-) -> _Prepared:
+) -> PreparedCheck:
     extra = dict(extra or {})
     honeypot = str(extra.pop("honeypot", "") or "")
     if honeypot:
@@ -177,29 +172,32 @@ def _prepare(
         comment = replace(comment, author_email=email)
     if anonymize_ip and comment.user_ip:
         comment = replace(comment, user_ip=anonymize(comment.user_ip))
-    return _Prepared(comment, extra, honeypot, fingerprint(comment.content), datetime.now(UTC), source, is_test)
+    return PreparedCheck(comment, extra, honeypot, fingerprint(comment.content), datetime.now(UTC), source, is_test)
 
 
-def _decide(
-    site_id: int,
+def judge(
+    prepared: PreparedCheck,
+    site_id: int | None,
     settings: SiteSettings,
-    prepared: _Prepared,
     history: list[RuleHit],
-    model: Any | None,
-) -> tuple[dict[str, Any], Verdict]:
-    """Rules, model and policy: the column values of the comment row to store, and the verdict."""
-    comment, now = prepared.comment, prepared.now
-    hits = stateless_hits(comment, settings, honeypot=prepared.honeypot) + history
-    # A model with per-site corrections (incremental.AdaptiveModel) scores with this site's one.
-    site_scorer = getattr(model, "score_for_site", None)
-    unscored = "no model loaded"
+    model: Scorer | None,
+) -> Verdict:
+    """Rules, model (with the site's own correction when it has one) and policy: the verdict."""
+    hits = stateless_hits(prepared.comment, settings, honeypot=prepared.honeypot) + history
+    if model is None:
+        return decide(None, hits, settings, None, unscored="no model loaded")
     try:
-        score = site_scorer(comment, site_id) if site_scorer else model.score(comment) if model is not None else None
+        score = model.score_for_site(prepared.comment, site_id)
     except Exception:  # a model bug must not lose the comment: store it, held, and log the traceback
-        log.exception("model %s failed to score a comment of site %s", getattr(model, "version", None), site_id)
-        score, unscored = None, "the classifier failed on this comment"
-    verdict = decide(score, hits, settings, getattr(model, "thresholds", None), unscored=unscored)
-    values = dict(
+        log.exception("model %s failed to score a comment of site %s", model.version, site_id)
+        return decide(None, hits, settings, model.thresholds, unscored="the classifier failed on this comment")
+    return decide(score, hits, settings, model.thresholds)
+
+
+def comment_row(site_id: int, prepared: PreparedCheck, verdict: Verdict) -> dict[str, Any]:
+    """The column values of the comment row that stores `prepared` with its verdict."""
+    comment, now = prepared.comment, prepared.now
+    return dict(
         site_id=site_id,
         created_at=now,
         source=prepared.source,
@@ -219,7 +217,7 @@ def _decide(
         extra=prepared.extra,
         is_test=prepared.is_test,
         decision=verdict.decision.value,
-        score=verdict.score if score is not None else None,
+        score=verdict.score if verdict.model_version is not None else None,
         reasons=list(verdict.reasons),
         rules=list(verdict.rules),
         model_version=verdict.model_version,
@@ -227,7 +225,6 @@ def _decide(
         status_changed_at=now,
         purged_at=None,
     )
-    return values, verdict
 
 
 def _audit_event(comment_id: int, values: dict[str, Any], verdict: Verdict) -> dict[str, Any]:

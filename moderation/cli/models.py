@@ -9,23 +9,36 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 import click
 
-from moderation.cli.common import MODEL_DIR_OPTION, data_folder, data_option, model_folder, progress, user_errors
-from moderation.comment import SENDER_FIELDS, Comment, Decision
+from moderation import settings
+from moderation.checking.check import check_and_store, recheck, site_settings
+from moderation.cli.common import (
+    MODEL_DIR_OPTION,
+    data_folder,
+    data_option,
+    load_settings,
+    model_folder,
+    progress,
+    user_errors,
+)
+from moderation.comment import SENDER_FIELDS, Comment, Verdict
+from moderation.core.classifier import Scorer
 from moderation.core.corpora import parse_json_line
 from moderation.core.evaluation import DEFAULT_PROTOCOLS, MODELS, run_evaluation, write_report
 from moderation.core.model_store import load_model
 from moderation.core.training import train_and_save
 from moderation.errors import DataError
+from moderation.store import db
+from moderation.store.sites import get_site
 
 # Comment fields `check --jsonl` accepts; each must be a string when present (content is required).
 COMMENT_FIELDS = ("content", *SENDER_FIELDS)
-MAX_REASONS = 5
-JSONL_BATCH = 500  # lines scored per batch: score_many is much faster per comment than one at a time
 
 
 @click.command("train")
@@ -81,16 +94,14 @@ def evaluate(data_dir: Path | None, out_dir: Path, protocols: tuple[str, ...]) -
     click.echo(f"report: {report}")
 
 
-def _verdict(score: Any, thresholds: Any) -> dict[str, Any]:
-    """The JSON verdict for one score: decision from the model's thresholds, clues pointing that way."""
-    decision = thresholds.decide(score.probability)
-    towards_spam = decision != Decision.APPROVE
-    clues = sorted((c for c in score.clues if (c.weight > 0) == towards_spam), key=lambda c: -abs(c.weight))
+def _verdict(verdict: Verdict) -> dict[str, Any]:
+    """The JSON form of a verdict, as the API answers it."""
     return {
-        "score": round(float(score.probability), 6),
-        "decision": str(decision),
-        "reasons": [c.text for c in clues[:MAX_REASONS]],
-        "model_version": score.model_version,
+        "score": None if verdict.score is None else round(float(verdict.score), 6),
+        "decision": str(verdict.decision),
+        "reasons": list(verdict.reasons),
+        "rules": list(verdict.rules),
+        "model_version": verdict.model_version,
     }
 
 
@@ -111,27 +122,33 @@ def _parse_line(line: str, number: int) -> tuple[Any, Any]:
     return record.get("id"), Comment(**fields)
 
 
-def _check_stream(model: Any, stream: TextIO) -> None:
-    """Score comment objects from `stream` in batches, printing one verdict per line as each batch is done."""
-    batch: list[tuple[Any, Any]] = []
-
-    def flush() -> None:
-        scores = model.score_many([comment for _, comment in batch])
-        for (ident, _), score in zip(batch, scores, strict=True):
-            verdict = _verdict(score, model.thresholds)
-            if ident is not None:
-                verdict = {"id": ident, **verdict}
-            click.echo(json.dumps(verdict, ensure_ascii=False))
-        batch.clear()
-
+def _comments(stream: TextIO) -> Iterator[tuple[Any, Comment]]:
+    """(id or None, Comment) for each non-blank `--jsonl` line of `stream`."""
     for number, line in enumerate(stream, start=1):
-        if not line.strip():
-            continue
-        batch.append(_parse_line(line, number))
-        if len(batch) >= JSONL_BATCH:
-            flush()
-    if batch:
-        flush()
+        if line.strip():
+            yield _parse_line(line, number)
+
+
+@contextmanager
+def _site_checker(model: Scorer, site_id: int | None, store: bool) -> Iterator[Callable[[Comment], Verdict]]:
+    """A function giving each comment's verdict through the service's check path: for `site_id` with its
+    policy, history and own model (storing each comment with `store`), or with the default policy alone."""
+    if site_id is None:
+        if store:
+            raise DataError("--store needs --site: a stored comment belongs to a site")
+        yield lambda comment: recheck(comment, model=model)
+        return
+    engine = db.make_engine(settings.database_url(load_settings()))
+    try:
+        with db.make_sessionmaker(engine)() as session:
+            policy = site_settings(get_site(session, site_id))
+        if store:
+            yield lambda comment: check_and_store(engine, site_id, policy, comment, model=model, source="cli").verdict
+            return
+        with engine.connect() as connection:
+            yield lambda comment: recheck(comment, model=model, settings=policy, site_id=site_id, connection=connection)
+    finally:
+        engine.dispose()
 
 
 @click.command("check")
@@ -145,12 +162,23 @@ def _check_stream(model: Any, stream: TextIO) -> None:
 @click.option("--permalink", default="", help="The page the comment was posted on.")
 @click.option("--comment-type", default="", help="comment, reply, contact-form, …")
 @click.option("--jsonl", is_flag=True, help="Read one comment object per line from stdin; print one verdict per line.")
+@click.option("--site", "site_id", type=int, help="Check as this site's comments: its policy, history and own model.")
+@click.option("--store", is_flag=True, help="With --site: store each comment and its verdict, as the API does.")
 @MODEL_DIR_OPTION
 @click.option("--model-version", help="Use this saved version instead of the current one.")
-def check(jsonl: bool, model_dir: Path | None, model_version: str | None, content: str | None, **fields: Any) -> None:
-    """Score a comment (or, with --jsonl, many) with the current model and print JSON verdicts.
+def check(
+    jsonl: bool,
+    site_id: int | None,
+    store: bool,
+    model_dir: Path | None,
+    model_version: str | None,
+    content: str | None,
+    **fields: Any,
+) -> None:
+    """Check a comment (or, with --jsonl, many) through the service's check path and print JSON verdicts.
 
-    The decision comes from the model's own thresholds only; the service adds its rules on top.
+    Without --site: the rules that need only the comment, the model and the default policy. With
+    --site: that site's policy, its history in the database and its own model, read-only unless --store.
     """
     with user_errors():
         if not jsonl and content is None:
@@ -158,11 +186,11 @@ def check(jsonl: bool, model_dir: Path | None, model_version: str | None, conten
         if jsonl and content is not None:
             raise DataError("--content and --jsonl exclude each other: give one comment or a stream")
         model = load_model(model_folder(model_dir), model_version)
-        if jsonl:
-            _check_stream(model, sys.stdin)
-        else:
-            score = model.score(Comment(content=content or "", **fields))
-            click.echo(json.dumps(_verdict(score, model.thresholds), ensure_ascii=False))
+        comments = _comments(sys.stdin) if jsonl else iter([(None, Comment(content=content or "", **fields))])
+        with _site_checker(model, site_id, store) as verdict_of:
+            for ident, comment in comments:
+                answer = _verdict(verdict_of(comment))
+                click.echo(json.dumps(answer if ident is None else {"id": ident, **answer}, ensure_ascii=False))
 
 
 COMMANDS = (train, evaluate, check)

@@ -28,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from moderation.core.classifier import SpamModel
 from moderation.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 
 CURRENT_FILE = "CURRENT"
@@ -357,6 +358,11 @@ def load_model(model_dir: Path, version: str | None = None, *, installed: dict[s
         raise ModelIntegrityError(
             f"model {version}: artifact could not be unpickled by this code ({exc}); retrain it with `moderation train`"
         ) from exc
+    if not isinstance(model, SpamModel):  # e.g. the hashed SGD family earlier versions trained
+        raise ModelIntegrityError(
+            f"model {version}: expected a SpamModel, found a {type(model).__name__} from a model family this "
+            "version no longer serves; retrain it with `moderation train`"
+        )
     if getattr(model, "version", None) != version:
         raise ModelIntegrityError(
             f"model {version}: expected the artifact to hold that version, found {getattr(model, 'version', None)!r}"

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any
 
 from moderation.comment import Decision, Score, Verdict
+from moderation.core.thresholds import Thresholds
 from moderation.errors import ConfigError
 
 SEVERITY = {Decision.APPROVE: 0, Decision.HOLD: 1, Decision.SPAM: 2, Decision.DISCARD: 3}
@@ -28,12 +29,6 @@ DEFAULT_THRESHOLDS = (0.35, 0.85, 0.98)
 
 # How many model clues a verdict quotes; moderators read three, they skim ten.
 MAX_CLUES = 3
-
-
-class HasThresholds(Protocol):
-    hold: float
-    spam: float
-    discard: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +81,7 @@ class SiteSettings:
             raise ConfigError(f"thresholds: expected hold ≤ spam ≤ discard, found {given}")
         return settings
 
-    def thresholds(self, model_thresholds: HasThresholds | None) -> tuple[float, float, float]:
+    def thresholds(self, model_thresholds: Thresholds | None) -> tuple[float, float, float]:
         """(hold, spam, discard): the site's where set, else the model's, else the defaults."""
         base = (
             (model_thresholds.hold, model_thresholds.spam, model_thresholds.discard)
@@ -143,7 +138,7 @@ def decide(
     score: Score | None,
     hits: Sequence[RuleHit],
     settings: SiteSettings,
-    model_thresholds: HasThresholds | None = None,
+    model_thresholds: Thresholds | None = None,
     *,
     unscored: str = "no model loaded",
 ) -> Verdict:

@@ -19,7 +19,7 @@ Our four decisions map onto Akismet's two words: approve → `false`; hold and s
 moderator's decision through the native status endpoint or a callback.
 
 Parsing is plain Python (`parse_params`, `parse_comment`, `key_from_host`, `akismet_trigger`); the views only
-parse, call `checking.check_comment` or `labels.record_label`, and render.
+parse, call `checking.check_and_store` or `labels.record_label`, and render.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from flask.sansio.blueprints import BlueprintSetupState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from moderation.checking.check import check_comment
+from moderation.checking.check import check_and_store, site_settings
 from moderation.comment import Comment, Decision, Label, Verdict
+from moderation.errors import StoreError
 from moderation.policy.rules import fingerprint
 from moderation.store.labels import record_label
 from moderation.store.schema import AuditEvent, CommentRecord, LabelRecord, Site
@@ -263,7 +264,7 @@ def parse_comment(params: Mapping[str, list[str]]) -> AkismetComment:
         extra["comment_context"] = context
     honeypot = honeypot_value(params)
     if honeypot:
-        extra["honeypot"] = honeypot  # checking.check_comment feeds it to the honeypot rule, stores a flag
+        extra["honeypot"] = honeypot  # the check feeds it to the honeypot rule, stores a flag
     roles = tuple(role.strip().lower() for role in first(params, "user_role").split(",") if role.strip())
     return AkismetComment(comment, extra, _is_true(first(params, "is_test")), roles)
 
@@ -504,10 +505,12 @@ def comment_check(path_key: str | None) -> Response:
 def _check_and_store(
     session: Session, state: Any, site: Site, parsed: AkismetComment, extra: dict[str, Any]
 ) -> tuple[CommentRecord, Verdict]:
-    """Check `parsed` with the served model and store it as an Akismet call's (source "akismet", `extra` kept)."""
-    return check_comment(
-        session,
-        site,
+    """Check `parsed` with the served model and store it as an Akismet call's (source "akismet", `extra` kept);
+    the stored row comes back through `session`, for a label or a test trigger to follow."""
+    stored = check_and_store(
+        state.engine,
+        site.id,
+        site_settings(site),
         parsed.comment,
         model=state.models.get(),
         source="akismet",
@@ -515,6 +518,10 @@ def _check_and_store(
         is_test=parsed.is_test,
         anonymize_ip=bool(state.settings.get("ANONYMIZE_IP")),
     )
+    record = session.get(CommentRecord, stored.id)
+    if record is None:  # stored and committed a moment ago: only a concurrent purge with --delete removes it
+        raise StoreError(f"checked comment {stored.id} vanished before it could be read back")
+    return record, stored.verdict
 
 
 def _apply_trigger(session: Session, record: CommentRecord, trigger: Trigger) -> None:
