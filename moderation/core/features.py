@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import tldextract
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
@@ -272,13 +273,17 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+# The Public Suffix List snapshot tldextract ships (no download: `suffix_list_urls=()`), private
+# suffixes included so that two blogs on one hosting platform count as two sites.
+_SUFFIXES = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
+
+
+@lru_cache(maxsize=4096)
 def registered_domain(host: str) -> str:
-    """Return the registrable part of `host` ("shop.example.co.uk" → "example.co.uk"), by a short rule:
-    two labels, or three when the second-level label is a generic one under a country code."""
-    labels = host.lower().split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in {"co", "com", "org", "net", "ac", "gov", "edu"}:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    """The registrable part of `host` by the Public Suffix List ("shop.example.co.uk" → "example.co.uk");
+    the host itself when it has none (an IP address, "localhost")."""
+    parts = _SUFFIXES(host.lower())
+    return parts.top_domain_under_public_suffix or host.lower()
 
 
 def _text_shows_other_domain(link: Link) -> bool:
