@@ -31,15 +31,11 @@ from typing import Any
 import numpy as np
 
 from moderation.comment import LabelledComment
-from moderation.core.evaluation import Split, baseline_probabilities, binary_metrics
-from moderation.core.training import (
-    calibrated,
-    decision_values_out_of_fold,
-    held_out_thresholds,
-    labels,
-    model_probabilities,
-    out_of_fold_scores,
-)
+from moderation.core.evaluation import Split, baseline_probabilities
+from moderation.core.folds import labels
+from moderation.core.metrics import binary_metrics
+from moderation.core.thresholds import held_out_thresholds
+from moderation.core.training import calibrated, model_probabilities, out_of_fold_scores
 
 from .peers import PEERS, Peer
 
@@ -135,13 +131,13 @@ class MethodRun:
 
 
 def _fit_model(train: list[LabelledComment], test: list[LabelledComment], folds: int, seed: int) -> tuple:
-    from moderation.core.classifier import train_model
+    """The model as `moderation train` fits it: out-of-fold scores from its own calibration folds."""
+    from moderation.core.classifier import fit_model
 
-    decision = decision_values_out_of_fold(train, folds=folds, random_state=seed)
     started = time.perf_counter()
-    model = train_model(train, random_state=seed)
+    fitted = fit_model(train, random_state=seed)
     fit_seconds = time.perf_counter() - started
-    return calibrated(model, decision), model_probabilities(model, test), fit_seconds, []
+    return calibrated(fitted.model, fitted.out_of_fold), model_probabilities(fitted.model, test), fit_seconds, []
 
 
 def _fit_baseline(train: list[LabelledComment], test: list[LabelledComment], folds: int, seed: int) -> tuple:

@@ -92,7 +92,7 @@ def starter_model(version: str, *, random_state: int = 0, extra: list[LabelledCo
 
     examples = deduplicate(load_starter() + list(extra or []))
     random.Random(random_state).shuffle(examples)
-    return fit_with_thresholds(examples, version=version, folds=3, random_state=random_state).model
+    return fit_with_thresholds(examples, version=version, random_state=random_state).model
 
 
 def save_and_register(session, model_dir: Path, model, *, promote: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -11,17 +12,21 @@ import pytest
 
 from moderation.comment import Comment, Label, LabelledComment
 from moderation.core.corpora import (
+    STARTER_RESOURCE,
     YOUTUBE_VIDEO_URLS,
     counts,
     deduplicate,
     fingerprint,
     load_folder,
     load_generic,
+    load_shipped,
     load_sms,
     load_starter,
     load_wxr,
     load_youtube,
+    pack_public_corpora,
     parse_label,
+    shipped_text,
 )
 from moderation.errors import DataError
 
@@ -251,30 +256,84 @@ def test_wxr_malformed_xml_is_a_data_error(tmp_path: Path) -> None:
 # --- the starter corpus ---------------------------------------------------------------------------------
 
 
+def _starter_records() -> list[dict]:
+    return [json.loads(line) for line in shipped_text(STARTER_RESOURCE).splitlines() if line.strip()]
+
+
 def test_starter_corpus_size_and_spam_share() -> None:
-    """The shipped starter corpus has several hundred comments, roughly 45% spam, none duplicated."""
+    """The written corpus holds thousands of comments, a bit over half spam, none duplicated."""
     examples = load_starter()
-    assert len(examples) >= 400
+    assert len(examples) >= 3000
     spam_share = sum(e.label is Label.SPAM for e in examples) / len(examples)
-    assert 0.38 <= spam_share <= 0.52
+    assert 0.45 <= spam_share <= 0.65
     assert len(deduplicate(examples)) == len(examples)
     assert {e.source for e in examples} == {"starter"}
 
 
-def test_starter_corpus_covers_languages_and_families() -> None:
-    """Every spam family from the issue and several languages appear, English the largest."""
-    examples = load_starter()
-    languages = Counter(e.comment.language for e in examples)
-    assert languages.most_common(1)[0][0] == "en"
-    assert {"de", "fr", "es", "pt", "it", "ru"} <= set(languages)
-    assert all(languages[lang] >= 5 for lang in ("de", "fr", "es", "pt", "it", "ru"))
-    spam_families = {e.group for e in examples if e.label is Label.SPAM}
-    assert {"seo", "pharma", "casino", "crypto", "adult", "support", "essay", "loan", "channel", "keyword_author"} <= (
-        spam_families
-    )
-    ham_families = {e.group for e in examples if e.label is Label.HAM}
-    assert {"link", "code", "thanks", "disagreement", "question"} <= ham_families
+def test_starter_corpus_covers_languages_families_and_kinds_of_site() -> None:
+    """Every spam family the issue lists, risky-looking ham, many languages and every kind of site appear."""
+    records = _starter_records()
+    languages = Counter(r["lang"] for r in records)
+    assert languages.most_common(1)[0][0] == "en" and len(languages) >= 15
+    assert all(languages[lang] >= 50 for lang in ("de", "fr", "es", "pt", "it", "ru"))
+    spam_families = {r["family"] for r in records if r["label"] == "spam"}
+    assert {
+        "praise_link", "seo_anchor", "support_phone", "investment_scam", "recovery_scam", "work_from_home", "loan",
+        "essay", "pharma", "casino", "adult", "giveaway", "promotion", "filler", "link_only", "contact_only",
+    } <= spam_families  # fmt: skip
+    ham_families = {r["family"] for r in records if r["label"] == "ham"}
+    assert {"source_link", "product", "code", "short_reply", "emoji_short", "video_talk", "political"} <= ham_families
     assert not spam_families & ham_families
+    kinds = {r["site"] for r in records if r["site"]}
+    assert kinds == {"news", "blog", "shop", "forum", "video"}
+    for kind in kinds:
+        assert {r["label"] for r in records if r["site"] == kind} == {"spam", "ham"}
+
+
+def test_starter_examples_are_grouped_by_kind_of_site() -> None:
+    """A written comment's split group is the kind of site it was posted on (its family for the oldest rows)."""
+    examples, records = load_starter(), _starter_records()
+    assert [e.group for e in examples] == [r["site"] or r["family"] for r in records]
+
+
+def test_a_shipped_corpus_that_does_not_match_its_checksum_is_refused(tmp_path, monkeypatch) -> None:
+    """A shipped file altered after packing is a DataError, never training material."""
+    from moderation.core import corpora
+
+    data = tmp_path / "data"
+    shutil.copytree(Path(corpora.__file__).parent / "data", data)
+    with (data / STARTER_RESOURCE).open("a", encoding="utf-8") as handle:
+        handle.write('{"content": "planted", "label": "ham"}\n')
+    monkeypatch.setattr(corpora.resources, "files", lambda _package: tmp_path)
+    with pytest.raises(DataError, match=r"starter\.jsonl: expected SHA-256"):
+        load_starter()
+
+
+def test_pack_writes_what_the_loaders_read(tmp_path) -> None:
+    """`pack_public_corpora` on the fixture corpora writes copies whose rows equal the raw loaders' rows."""
+    shutil.copytree(FIXTURES / "youtube", tmp_path / "raw" / "youtube-spam-collection")
+    shutil.copytree(FIXTURES / "sms", tmp_path / "raw" / "sms-spam-collection")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "moderation/core/data" / STARTER_RESOURCE, dest)
+    pack_public_corpora(tmp_path / "raw", dest)
+    youtube = [json.loads(line) for line in (dest / "youtube.jsonl").read_text().splitlines()]
+    raw = load_folder(tmp_path / "raw")
+    assert [(r["content"], r["label"], r["group"]) for r in youtube] == [
+        (e.comment.content, e.label.value, e.group) for e in raw if e.source == "youtube"
+    ]
+    sums = (dest / "SHA256SUMS").read_text().split()
+    assert sums[1::2] == ["starter.jsonl", "youtube.jsonl", "sms.jsonl"]
+
+
+@pytest.mark.corpora
+def test_the_shipped_public_corpora_equal_the_raw_files(corpora_dir) -> None:
+    """The copies the package ships hold the same comments, labels and groups as the published files."""
+    shipped = [e for e in load_shipped() if e.source != "starter"]
+    raw = load_folder(corpora_dir)
+    assert [(e.comment, e.label, e.source, e.group) for e in shipped] == [
+        (e.comment, e.label, e.source, e.group) for e in raw if e.source in ("youtube", "sms")
+    ]
 
 
 def test_starter_corpus_rows_are_complete() -> None:

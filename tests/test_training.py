@@ -204,7 +204,7 @@ def test_two_trainings_in_one_second_get_distinct_versions(tmp_path, tiny_corpus
 
 
 def test_build_training_set_adds_and_deduplicates_a_folder(tmp_path):
-    """A folder's export is added to the starter corpus, and a repeated text is kept once."""
+    """A folder's export is added to the shipped corpora, and a repeated text is kept once."""
     starter_only = training.build_training_set(None)
     rows = [
         {"content": "Totally fresh comment about sourdough starters", "label": "ham"},
@@ -213,7 +213,7 @@ def test_build_training_set_adds_and_deduplicates_a_folder(tmp_path):
     (tmp_path / "site.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     combined = training.build_training_set(tmp_path)
     assert len(combined) == len(starter_only) + 1
-    assert {e.source for e in combined} == {"starter", "site"}
+    assert {e.source for e in combined} == {"starter", "youtube", "sms", "site"}
 
 
 @pytest.mark.corpora

@@ -1,4 +1,4 @@
-"""`moderation datasets`: fetch the public corpora from their publisher and verify them."""
+"""`moderation datasets`: fetch the public corpora from their publisher, verify them, pack the shipped copies."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from moderation.core.corpora import pack_public_corpora
 from moderation.core.datasets import fetch as fetch_datasets
 from moderation.errors import ModerationError
 
 
 @click.group("datasets")
 def datasets() -> None:
-    """Download and verify the public training corpora."""
+    """Download and verify the public training corpora; pack the copies the package ships."""
 
 
 @datasets.command("fetch")
@@ -33,3 +34,28 @@ def fetch(dest: Path) -> None:
     for path in paths:
         click.echo(f"verified {path}")
     click.echo(f"{len(paths)} files ready; train with MODERATION_DATA_DIR={dest}")
+
+
+@datasets.command("pack")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="Folder holding youtube-spam-collection/ and sms-spam-collection/ (the unmodified files).",
+)
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path("moderation/core/data"),
+    show_default=True,
+    help="The package's data folder.",
+)
+def pack(data_dir: Path, dest: Path) -> None:
+    """Write the normalised copies of the public corpora the package ships, and their checksums."""
+    try:
+        paths = pack_public_corpora(data_dir, dest)
+    except ModerationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in paths:
+        click.echo(f"wrote {path}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -435,15 +436,47 @@ def train_model(
     balance_sources: bool = False,
     weighting: str = DEFAULT_WEIGHTING,
 ) -> SpamModel:
-    """Train features, classifier and calibration on `examples` and return a SpamModel.
+    """Train features, classifier and calibration on `examples` and return a SpamModel (see `fit_model`)."""
+    return fit_model(
+        examples,
+        version=version,
+        thresholds=thresholds,
+        random_state=random_state,
+        c=c,
+        feature_params=feature_params,
+        balance_sources=balance_sources,
+        weighting=weighting,
+    ).model
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A trained model and the out-of-fold log-odds its calibration was fitted on (one per example)."""
+
+    model: SpamModel
+    out_of_fold: np.ndarray
+
+
+def fit_model(
+    examples: Sequence[LabelledComment],
+    *,
+    version: str | None = None,
+    thresholds: Thresholds | None = None,
+    random_state: int = 0,
+    c: float = DEFAULT_C,
+    feature_params: dict[str, object] | None = None,
+    balance_sources: bool = False,
+    weighting: str = DEFAULT_WEIGHTING,
+) -> Fitted:
+    """Train features, classifier and calibration on `examples`; also return the out-of-fold log-odds.
 
     Calibration is Platt scaling fitted on out-of-fold decision values (folds by source/group when
-    there are at least three groups, so the probabilities reflect unseen videos or sites).
-    `weighting` weights examples by source in the fit and the calibration (`WEIGHTINGS`; by default a
-    corpus larger than the median corpus counts as if it had the median size, so 5,000 SMS do not drown
-    1,500 YouTube comments); `balance_sources=True` means `weighting="equal"` (each source counts the
-    same). Raises DataError when there are fewer than 2 examples of either class and ValueError for an
-    unknown weighting."""
+    there are at least three groups, so the probabilities reflect unseen videos or sites); the same
+    values, calibrated, are what thresholds are read off (`training.fit_with_thresholds`), so one set of
+    fold fits serves both. `weighting` weights examples by source in the fit and the calibration
+    (`WEIGHTINGS`; by default a corpus larger than the median corpus counts as if it had the median
+    size); `balance_sources=True` means `weighting="equal"`. Raises DataError when there are fewer than
+    2 examples of either class and ValueError for an unknown weighting."""
     y = _check_examples(examples)
     weighting = "equal" if balance_sources else weighting
     weights = example_weights(examples, weighting)
@@ -459,7 +492,8 @@ def train_model(
     calibration = platt_scaling(out_of_fold, y, weights)
     classifier = _fit_linear(features.fit_transform_prepared(docs), y, weights, c, random_state)
     version = version or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return SpamModel(features, classifier, calibration, version=version, thresholds=thresholds, weighting=weighting)
+    model = SpamModel(features, classifier, calibration, version=version, thresholds=thresholds, weighting=weighting)
+    return Fitted(model, out_of_fold)
 
 
 def platt_scaling(decision: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:

@@ -8,7 +8,8 @@ Sources and their traps (see ../shared/datasets/README.md):
 - SMS Spam Collection: `label<TAB>text` lines whose texts hold bare double quotes; a default csv reader
   swallows lines into quoted fields (5,572 rows instead of 5,574), so each line is split on its first TAB.
 - Site exports: a generic CSV/JSONL format and WordPress WXR, so a site can bootstrap from its history.
-- The starter corpus shipped in `moderation/data/starter.jsonl` (training material only).
+- What the package ships in `moderation/core/data/` (see its README): the starter corpus written for this
+  project and normalised copies of the two public corpora, each checked against `SHA256SUMS` on load.
 
 `source` is the corpus name ("youtube", "sms", "starter", or a site export's file stem); `group` is the
 unit an honest split keeps together (a YouTube video, a WordPress post).
@@ -22,6 +23,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,9 @@ YOUTUBE_DIR = "youtube-spam-collection"
 SMS_DIR = "sms-spam-collection"
 SMS_FILE = "SMSSpamCollection"
 STARTER_RESOURCE = "starter.jsonl"
+YOUTUBE_RESOURCE = "youtube.jsonl"
+SMS_RESOURCE = "sms.jsonl"
+CHECKSUMS_RESOURCE = "SHA256SUMS"
 # The page each YouTube file's comments were posted on (the videos of the TubeSpam paper), so a
 # comment's links can be compared with it: ham there links to its own video ("best part
 # youtube.com/watch?v=KQ6zr6kCPj8&t=2m19s", "Katy Perry - Roar: youtu.be/CevxZvSJLk8").
@@ -304,19 +309,77 @@ def load_wxr(path: Path) -> list[LabelledComment]:
     return examples
 
 
-def load_starter() -> list[LabelledComment]:
-    """Read the starter corpus shipped in the package (source "starter"; training material only)."""
-    resource = resources.files("moderation.core") / "data" / STARTER_RESOURCE
-    text = resource.read_text(encoding="utf-8")
+def shipped_text(name: str) -> str:
+    """A corpus file shipped in the package, after checking its SHA-256 against `SHA256SUMS` beside it.
+
+    Raises DataError when the file is missing, unlisted or altered: a model is never trained on data
+    other than what the package says it ships.
+    """
+    folder = resources.files("moderation.core") / "data"
+    try:
+        listed = (folder / CHECKSUMS_RESOURCE).read_text("utf-8").splitlines()
+        payload = (folder / name).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"shipped corpus {name}: cannot read it or its checksum ({exc})") from exc
+    sums = {file: expected for expected, _, file in (line.partition("  ") for line in listed)}
+    digest = hashlib.sha256(payload).hexdigest()
+    if sums.get(name) != digest:
+        raise DataError(
+            f"shipped corpus {name}: expected SHA-256 {sums.get(name)}, found {digest}; reinstall the package"
+        )
+    return payload.decode("utf-8")
+
+
+def _shipped(name: str, source: str, group_field: str) -> list[LabelledComment]:
     examples = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(shipped_text(name).split("\n"), start=1):
         if not line.strip():
             continue
-        where = f"{STARTER_RESOURCE}:{number}"
+        where = f"{name}:{number}"
         record = parse_json_line(line, where)
-        example = _row_to_example(record, where, "starter", csv_row=False)
-        examples.append(LabelledComment(example.comment, example.label, "starter", str(record.get("family", ""))))
+        example = _row_to_example(record, where, source, csv_row=False)
+        comment = replace(example.comment, permalink=str(record.get("permalink") or ""))
+        group = str(record.get(group_field) or record.get("family") or source)
+        examples.append(LabelledComment(comment, example.label, source, group))
     return examples
+
+
+def load_starter() -> list[LabelledComment]:
+    """The corpus written for this project (source "starter"; group: the kind of site it was posted on)."""
+    return _shipped(STARTER_RESOURCE, "starter", "site")
+
+
+def load_shipped() -> list[LabelledComment]:
+    """Every corpus the package ships: the starter corpus and normalised copies of the two public corpora."""
+    return load_starter() + _shipped(YOUTUBE_RESOURCE, "youtube", "group") + _shipped(SMS_RESOURCE, "sms", "group")
+
+
+def pack_public_corpora(data_dir: Path, dest: Path) -> list[Path]:
+    """Write the normalised copies of the public corpora in `data_dir` that the package ships, into `dest`,
+    and rewrite `dest`'s `SHA256SUMS` for every shipped file. Returns the files written.
+
+    One JSON object per comment: content and author as the loaders read them (BOM and zero-width
+    characters stripped, SMS punctuation repaired), label, group (video or "sms"), the video's URL.
+    """
+    data_dir, dest = Path(data_dir), Path(dest)
+    written = []
+    for name, examples in (
+        (YOUTUBE_RESOURCE, load_youtube(data_dir / YOUTUBE_DIR)),
+        (SMS_RESOURCE, load_sms(data_dir / SMS_DIR / SMS_FILE)),
+    ):
+        lines = []
+        for e in examples:
+            record = {"content": e.comment.content, "author_name": e.comment.author_name, "label": e.label.value}
+            record["group"] = e.group
+            if e.comment.permalink:
+                record["permalink"] = e.comment.permalink
+            lines.append(json.dumps(record, ensure_ascii=False))
+        (dest / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        written.append(dest / name)
+    shipped = (STARTER_RESOURCE, YOUTUBE_RESOURCE, SMS_RESOURCE)
+    sums = [f"{hashlib.sha256((dest / name).read_bytes()).hexdigest()}  {name}" for name in shipped]
+    (dest / CHECKSUMS_RESOURCE).write_text("\n".join(sums) + "\n", encoding="utf-8")
+    return [*written, dest / CHECKSUMS_RESOURCE]
 
 
 def load_folder(data_dir: Path) -> list[LabelledComment]:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from moderation.comment import LabelledComment
-from moderation.core.classifier import train_baseline, train_model
+from moderation.core.classifier import fit_model, train_baseline
 from moderation.core.corpora import counts, dedup_key, fingerprint
 from moderation.core.folds import labels
 from moderation.core.metrics import TARGET_FPR, binary_metrics
@@ -42,7 +42,6 @@ from moderation.core.training import (
     Progress,
     build_training_set,
     calibrated,
-    decision_values_out_of_fold,
     model_probabilities,
     no_progress,
     out_of_fold_scores,
@@ -186,12 +185,12 @@ def baseline_probabilities(pipeline: Any, examples: Sequence[LabelledComment]) -
 
 
 def _model_run(train: list[LabelledComment], test: list[LabelledComment], inner_folds: int, random_state: int) -> tuple:
-    """Fit the SpamModel; its thresholds come from out-of-fold log-odds on `train` and its own calibration."""
+    """Fit the SpamModel as `moderation train` does; thresholds from its out-of-fold log-odds on `train`."""
     started = time.perf_counter()
-    model = train_model(train, random_state=random_state)
+    fitted = fit_model(train, random_state=random_state)
+    model = fitted.model
     fit_seconds = time.perf_counter() - started
-    oof = decision_values_out_of_fold(train, model, folds=inner_folds, random_state=random_state)
-    thresholds = held_out_thresholds(train, calibrated(model, oof))
+    thresholds = held_out_thresholds(train, calibrated(model, fitted.out_of_fold))
     return model_probabilities(model, test), thresholds, fit_seconds
 
 

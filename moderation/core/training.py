@@ -1,13 +1,10 @@
-"""Train a model on the starter corpus plus whatever corpora a folder holds, choose its thresholds
+"""Train a model on every corpus the package ships plus whatever a folder holds, choose its thresholds
 honestly, and save it with its manifest.
 
-Thresholds come from out-of-fold predictions (see `thresholds`): a grouped, stratified k-fold keeps a
-YouTube video or a starter-corpus family in one fold.
-
-The out-of-fold values are the model's uncalibrated log-odds from clones of the final model's feature
-transformer and classifier fitted without calibration (one fit per fold instead of `train_model`'s
-six), mapped to probabilities by the final model's own Platt calibration, which was fitted on the same
-kind of out-of-fold values. That keeps training on all corpora under a minute.
+`fit_with_thresholds` is the one trainer `moderation train` and `moderation retrain` share: the model's
+calibration folds (grouped: a YouTube video, a kind of site of the written corpus stays in one fold)
+give each example an out-of-fold log-odds; calibrated, those are the held-out scores the thresholds are
+read off (see `thresholds`).
 """
 
 from __future__ import annotations
@@ -20,11 +17,10 @@ from typing import Any
 
 import numpy as np
 from scipy.special import expit
-from sklearn.base import clone
 
 from moderation.comment import LabelledComment
-from moderation.core.classifier import SpamModel, example_weights, train_model
-from moderation.core.corpora import counts, deduplicate, fingerprint, load_folder, load_starter
+from moderation.core.classifier import SpamModel, fit_model
+from moderation.core.corpora import counts, deduplicate, fingerprint, load_folder, load_shipped
 from moderation.core.folds import DEFAULT_FOLDS, grouped_folds, labels
 from moderation.core.metrics import binary_metrics
 from moderation.core.model_store import Manifest, artifact_path, new_version, save_model
@@ -38,11 +34,12 @@ def no_progress(_: str) -> None:
 
 
 def build_training_set(data_dir: Path | None) -> list[LabelledComment]:
-    """The starter corpus plus every corpus in `data_dir` (when given), deduplicated by normalised text.
+    """Every corpus the package ships plus every corpus in `data_dir` (when given), deduplicated by
+    normalised text (a data folder holding the public corpora again adds nothing).
 
     Raises DataError when `data_dir` does not exist or holds no corpus.
     """
-    examples = load_starter()
+    examples = load_shipped()
     if data_dir is not None:
         examples += load_folder(Path(data_dir))
     return deduplicate(examples)
@@ -69,43 +66,6 @@ def out_of_fold_scores(
         seconds = time.perf_counter() - started
         progress(f"  {name} fold {number}/{len(splits)}: {len(train)} train, {len(test)} held out ({seconds:.1f} s)")
     return scores
-
-
-def decision_values_out_of_fold(
-    examples: Sequence[LabelledComment],
-    template: Any | None = None,
-    *,
-    folds: int = DEFAULT_FOLDS,
-    random_state: int = 0,
-    progress: Progress = no_progress,
-) -> np.ndarray:
-    """Each example's uncalibrated spam log-odds from a copy of the model fitted without its fold.
-
-    `template` is a fitted SpamModel (normally the one trained on all of `examples`): each fold fits
-    unfitted clones of its feature transformer and classifier (`sklearn.base.clone`, so they carry the
-    same hyperparameters) and skips `train_model`'s own calibration folds, one fit per fold instead of
-    six. The template's Platt calibration, fitted on the same kind of out-of-fold values, then maps the
-    result to probabilities (`calibrated`). Without a template one is trained on `examples` first.
-    The refits weight examples by source as the template's training did (`SpamModel.weighting`).
-    Comments are normalised and tokenised once for all folds.
-    """
-    if template is None:
-        template = train_model(examples, random_state=random_state)
-    y = labels(examples)
-    weighting = getattr(template, "weighting", "none")
-    fit_params = {"sample_weight": example_weights(examples, weighting)} if weighting != "none" else {}
-    docs = template.features.prepare_many([e.comment for e in examples])
-    values = np.full(len(examples), np.nan)
-    splits = grouped_folds(examples, folds, random_state)
-    for number, (train, test) in enumerate(splits, start=1):
-        started = time.perf_counter()
-        features, classifier = clone(template.features), clone(template.classifier)
-        matrix = features.fit_transform_prepared([docs[i] for i in train])
-        classifier.fit(matrix, y[train], **{name: value[train] for name, value in fit_params.items()})
-        values[test] = classifier.decision_function(features.transform_prepared([docs[i] for i in test]))
-        seconds = time.perf_counter() - started
-        progress(f"  fold {number}/{len(splits)}: {len(train)} train, {len(test)} held out ({seconds:.1f} s)")
-    return values
 
 
 def calibrated(model: Any, decision_values: np.ndarray) -> np.ndarray:
@@ -140,7 +100,6 @@ def fit_with_thresholds(
     examples: Sequence[LabelledComment],
     *,
     version: str,
-    folds: int = DEFAULT_FOLDS,
     random_state: int = 0,
     per_source: bool = True,
     progress: Progress = no_progress,
@@ -151,13 +110,11 @@ def fit_with_thresholds(
     metrics are the out-of-fold ones at those thresholds, pooled and per source.
     """
     started = time.perf_counter()
-    progress(f"training the model on all {len(examples)} examples")
-    model = train_model(examples, version=version, random_state=random_state)
-    final_fit_seconds = time.perf_counter() - started
-
-    progress(f"out-of-fold predictions ({folds} grouped folds) to choose thresholds")
-    decision = decision_values_out_of_fold(examples, model, folds=folds, random_state=random_state, progress=progress)
-    oof = calibrated(model, decision)
+    progress(f"training the model on {len(examples)} examples (grouped folds for calibration and thresholds, then all)")
+    fitted = fit_model(examples, version=version, random_state=random_state)
+    model = fitted.model
+    fit_seconds = time.perf_counter() - started
+    oof = calibrated(model, fitted.out_of_fold)
     y = labels(examples)
     model.thresholds = held_out_thresholds(examples, oof) if per_source else choose_thresholds(oof[y == 0])
     t = model.thresholds
@@ -165,11 +122,11 @@ def fit_with_thresholds(
 
     sources = np.array([e.source for e in examples])
     metrics: dict[str, Any] = {
-        "protocol": f"{folds}-fold stratified grouped out-of-fold predictions on the training data "
+        "protocol": "grouped out-of-fold predictions on the training data (the calibration folds) "
         "(includes the starter corpus: a sanity check, not a benchmark; see `moderation evaluate`)",
         "pooled": binary_metrics(y, oof, t),
         "by_source": {s: binary_metrics(y[sources == s], oof[sources == s], t) for s in sorted(set(sources))},
-        "final_fit_seconds": round(final_fit_seconds, 2),
+        "fit_seconds": round(fit_seconds, 2),
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     return Trained(model, metrics)
@@ -180,7 +137,6 @@ def train_and_save(
     data_dir: Path | None = None,
     *,
     examples: Sequence[LabelledComment] | None = None,
-    folds: int = DEFAULT_FOLDS,
     random_state: int = 0,
     per_source: bool = True,
     make_current: bool = True,
@@ -205,7 +161,7 @@ def train_and_save(
     data_fingerprint = fingerprint(examples)
     version = free_version(model_dir, new_version(data_fingerprint))
     trained = fit_with_thresholds(
-        examples, version=version, folds=folds, random_state=random_state, per_source=per_source, progress=progress
+        examples, version=version, random_state=random_state, per_source=per_source, progress=progress
     )
     metrics = {**trained.metrics, "train_seconds": round(time.perf_counter() - started, 2)}
     data = {
