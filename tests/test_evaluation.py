@@ -27,6 +27,8 @@ def _corpus() -> list[LabelledComment]:
     examples.append(_ex("CHECK OUT  my channel please", Label.SPAM, "youtube", "Eminem"))
     examples += [_ex(f"sms text {i}", Label.SPAM if i % 3 == 0 else Label.HAM, "sms", "sms") for i in range(30)]
     examples += [_ex(f"starter text {i}", Label.SPAM if i % 2 else Label.HAM, "starter", "seo") for i in range(4)]
+    examples += [_ex(f"written {i}", Label.SPAM if i % 2 else Label.HAM, "starter", "blog") for i in range(4)]
+    examples += [_ex(f"forum {i}", Label.SPAM if i % 2 else Label.HAM, "starter", "forum") for i in range(4)]
     return examples
 
 
@@ -57,10 +59,18 @@ def test_youtube_only_protocol_trains_on_youtube_alone():
         assert {e.source for e in split.train} == {"youtube"}
 
 
-def test_starter_corpus_is_never_tested_on():
-    """No protocol puts a starter-corpus example on the test side."""
+def test_written_corpus_is_tested_on_only_as_whole_kinds_of_site():
+    """Only `unseen` puts written comments on the test side, and then one whole kind of site at a time."""
     splits = evaluation.make_splits(_corpus(), list(evaluation.PROTOCOLS))
-    assert all(e.source != "starter" for split in splits for e in split.test)
+    assert all(e.source != "starter" for split in splits if split.protocol != "unseen" for e in split.test)
+    unseen = {s.name: s for s in splits if s.protocol == "unseen"}
+    assert list(unseen) == ["youtube", "sms", "written blog", "written forum"]
+    for kind in ("blog", "forum"):
+        split = unseen[f"written {kind}"]
+        assert {(e.source, e.group) for e in split.test} == {("starter", kind)} and len(split.test) == 4
+        assert all(e.group != kind for e in split.train) and {"youtube", "sms"} <= {e.source for e in split.train}
+    assert {e.source for e in unseen["youtube"].test} == {"youtube"}
+    assert "youtube" not in {e.source for e in unseen["youtube"].train}
 
 
 def test_sms_protocols():
@@ -127,3 +137,6 @@ def test_real_corpora_splits_do_not_leak(corpora_dir):
         assert not test_keys & {dedup_key(e.comment.content) for e in split.train}
         if split.protocol.startswith("lovo"):
             assert len({e.group for e in split.test}) == 1
+    assert [s.name for s in splits if s.protocol == "unseen"] == ["youtube", "sms"] + [
+        f"written {kind}" for kind in evaluation.WRITTEN_SITE_KINDS
+    ]

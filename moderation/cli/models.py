@@ -60,7 +60,7 @@ def train(data_dir: Path | None, model_dir: Path | None, no_promote: bool) -> No
 
 
 @click.command("evaluate")
-@data_option("Folder holding youtube-spam-collection/ and sms-spam-collection/ (default: MODERATION_DATA_DIR).")
+@data_option("Folder of corpora to add to the shipped ones (default: MODERATION_DATA_DIR).")
 @click.option(
     "--out",
     "out_dir",
@@ -73,16 +73,13 @@ def train(data_dir: Path | None, model_dir: Path | None, no_promote: bool) -> No
     "--protocol",
     "protocols",
     multiple=True,
-    type=click.Choice(["lovo", "lovo-youtube", "sms-domain", "sms-cv"]),
-    help="Run only these protocols (repeatable; default: lovo, sms-domain, sms-cv).",
+    type=click.Choice(["unseen", "lovo", "lovo-youtube", "sms-domain", "sms-cv"]),
+    help="Run only these protocols (repeatable; default: unseen, lovo, sms-domain, sms-cv).",
 )
 def evaluate(data_dir: Path | None, out_dir: Path, protocols: tuple[str, ...]) -> None:
     """Measure the model against a plain baseline on grouped, deduplicated splits and write a report."""
-    folder = data_folder(data_dir)
     with user_errors():
-        if folder is None:
-            raise DataError("no data folder: pass --data DIR or set MODERATION_DATA_DIR (see `moderation datasets`)")
-        result = run_evaluation(folder, protocols=protocols or DEFAULT_PROTOCOLS, progress=progress)
+        result = run_evaluation(data_folder(data_dir), protocols=protocols or DEFAULT_PROTOCOLS, progress=progress)
         report = write_report(result, out_dir)
     for protocol in result.protocols():
         for model in MODELS:

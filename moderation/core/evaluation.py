@@ -2,15 +2,18 @@
 
 Protocols (each split trains both models from scratch on its training side only):
 
-- `lovo` — leave one YouTube video out: test on one video, train on the other four plus SMS, the starter
+- `unseen` — a site the model has never seen, the headline figure: hold out a whole corpus (YouTube,
+  SMS) or one kind of site of the written corpus (news, blog, shop, forum, video pages), train on the
+  rest of what the package ships (plus any data folder), test on the held-out part.
+- `lovo` — leave one YouTube video out: test on one video, train on the other four plus SMS, the written
   corpus and any site exports (what `moderation train` would have had, minus the held-out video).
 - `lovo-youtube` — the same, training on the other four videos only (the classic TubeSpam protocol).
 - `sms-domain` — SMS as an unseen domain: train on everything except SMS, test on all of SMS.
 - `sms-cv` — 5-fold stratified cross-validation within SMS, training on SMS only.
 
 The corpora are deduplicated first (by normalised text), and any training example whose normalised text
-also occurs in the test side is dropped, so no test text is ever seen in training. The starter corpus
-is only ever training material: no split tests on it.
+also occurs in the test side is dropped, so no test text is ever seen in training. The written corpus is
+tested on only as whole kinds of site (`unseen`), never mixed into another protocol's test side.
 
 Thresholds are chosen as `moderation train` chooses them, from out-of-fold predictions on the split's
 *training* side (grouped folds), never by looking at the test side. P/R/F1/MCC/FPR are reported at
@@ -49,12 +52,15 @@ from moderation.core.training import (
 from moderation.errors import DataError
 
 PROTOCOLS: dict[str, str] = {
+    "unseen": "a site never seen: leave one corpus (YouTube, SMS) or one kind of site of the written corpus out",
     "lovo": "leave one YouTube video out; train on the other videos + SMS + starter corpus",
     "lovo-youtube": "leave one YouTube video out; train on the other videos only",
     "sms-domain": "SMS as an unseen domain; train on YouTube + starter corpus, test on all SMS",
     "sms-cv": "5-fold stratified cross-validation within SMS; train on SMS only",
 }
-DEFAULT_PROTOCOLS = ("lovo", "sms-domain", "sms-cv")
+DEFAULT_PROTOCOLS = ("unseen", "lovo", "sms-domain", "sms-cv")
+# The kinds of site the written corpus holds, each held out whole by the `unseen` protocol.
+WRITTEN_SITE_KINDS = ("news", "blog", "shop", "forum", "video")
 MODELS = ("model", "baseline")
 
 
@@ -98,7 +104,9 @@ def make_splits(
     sms = [e for e in examples if e.source == "sms"]
     splits: list[Split] = []
     for protocol in protocols:
-        if protocol.startswith("lovo"):
+        if protocol == "unseen":
+            splits += _unseen_splits(examples)
+        elif protocol.startswith("lovo"):
             if len(videos) < 2:
                 raise DataError(f"protocol {protocol}: expected YouTube comments from 2+ videos, found {len(videos)}")
             pool = youtube if protocol == "lovo-youtube" else list(examples)
@@ -116,6 +124,22 @@ def make_splits(
             folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=random_state)
             for number, (train, test) in enumerate(folds.split(np.zeros(len(sms)), labels(sms)), start=1):
                 splits.append(_split(protocol, f"fold {number}", [sms[i] for i in train], [sms[i] for i in test]))
+    return splits
+
+
+def _unseen_splits(examples: Sequence[LabelledComment]) -> list[Split]:
+    """Each public corpus, and each kind of site of the written corpus, held out whole in turn."""
+    parts: list[tuple[str, str, str | None]] = [(source, source, None) for source in ("youtube", "sms")]
+    parts += [(f"written {kind}", "starter", kind) for kind in WRITTEN_SITE_KINDS]
+    splits = []
+    for name, source, group in parts:
+        held = [e.source == source and group in (None, e.group) for e in examples]
+        test = [e for e, out in zip(examples, held, strict=True) if out]
+        if len({e.label for e in test}) == 2:
+            train = [e for e, out in zip(examples, held, strict=True) if not out]
+            splits.append(_split("unseen", name, train, test))
+    if not splits:
+        raise DataError("protocol unseen: expected a corpus or kind of site with both spam and ham, found none")
     return splits
 
 
@@ -228,16 +252,16 @@ def evaluate_split(
 
 
 def run_evaluation(
-    data_dir: Path,
+    data_dir: Path | None,
     *,
     protocols: Sequence[str] = DEFAULT_PROTOCOLS,
     inner_folds: int = 3,
     random_state: int = 0,
     progress: Progress = no_progress,
 ) -> Evaluation:
-    """Load and deduplicate the starter corpus plus `data_dir`'s corpora, then run every protocol's splits."""
+    """Load and deduplicate the shipped corpora plus `data_dir`'s (when given), then run every protocol's splits."""
     started = time.perf_counter()
-    examples = build_training_set(Path(data_dir))
+    examples = build_training_set(Path(data_dir) if data_dir is not None else None)
     splits = make_splits(examples, protocols, random_state=random_state)
     progress(f"{len(examples)} examples after deduplication; {len(splits)} splits")
     results = []
@@ -249,7 +273,7 @@ def run_evaluation(
         results.append(evaluate_split(split, inner_folds=inner_folds, random_state=random_state, progress=progress))
     info = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_dir": str(data_dir),
+        "data_dir": str(data_dir) if data_dir is not None else None,
         "data_fingerprint": fingerprint(examples),
         "counts": counts(examples),
         "protocols": {p: PROTOCOLS[p] for p in protocols},
