@@ -36,7 +36,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("INSTANCE_PATH", "instance", "Folder for the embedded SQLite database and other local state."),
     Setting("MODEL_DIR", "models", "Folder of trained model artifacts and their manifests."),
-    Setting("DATA_DIR", "", "Folder of public corpora (e.g. `../shared/datasets`); empty: starter corpus only."),
+    Setting("DATA_DIR", "", "Folder of corpora to train on besides the shipped ones; empty: the shipped corpora only."),
     Setting("MAX_CONTENT_LENGTH", 65536, "Largest request body accepted, in bytes (larger → 413).", int),
     Setting("ANONYMIZE_IP", False, "Store IPv4 addresses with the last octet zeroed (IPv6: last 80 bits).", bool),
     Setting("RETENTION_DAYS", 90, "Default age after which `moderation purge` removes personal data.", int),

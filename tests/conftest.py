@@ -165,9 +165,9 @@ def model_dir(tmp_path, tiny_model):
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def champion_model():
-    """The starter-corpus model ("champion-0") the learning-loop tests start from (trained once per module)."""
+    """The starter-corpus model ("champion-0") the learning-loop tests start from (trained once per worker)."""
     from learning_helpers import starter_model
 
     return starter_model("champion-0")

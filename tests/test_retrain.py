@@ -65,6 +65,22 @@ def test_labels_from_every_source_reach_the_training_set(store):
     }
 
 
+def test_retrain_with_no_labels_trains_exactly_what_train_trains(store, tiny_corpus, tmp_path, monkeypatch):
+    """One model family: with no stored labels, retrain's challenger is `moderation train`'s model, weight for weight"""
+    from moderation.core.model_store import load_model
+    from moderation.core.training import train_and_save
+    from moderation.learning import retrain as retrain_module
+
+    engine, _session, folder, _site = store
+    monkeypatch.setattr(retrain_module, "build_training_set", lambda _data_dir: list(tiny_corpus))
+    trained = load_model(tmp_path / "trained", train_and_save(tmp_path / "trained", examples=tiny_corpus).version)
+    challenger = load_model(folder, retrain(engine, folder, None, RetrainOptions(force=True)).challenger)
+    assert type(challenger) is type(trained)
+    assert list(challenger.features.word_terms_) == list(trained.features.word_terms_)
+    assert list(challenger.coefficients) == list(trained.coefficients)
+    assert challenger.calibration == trained.calibration and challenger.thresholds == trained.thresholds
+
+
 def test_a_label_no_other_site_confirms_stays_out_of_the_global_model(store):
     """A single site's labels teach only its own model: their global training weight is 0, so they are left out."""
     _engine, session, _folder, site = store
