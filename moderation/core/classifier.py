@@ -33,14 +33,7 @@ from moderation.core.site_model import SiteAdjustment
 from moderation.core.thresholds import Thresholds
 from moderation.errors import DataError, ModelIntegrityError
 
-# Inverse regularisation strength of the logistic regression. Leave-one-video-out on the YouTube
-# corpus (dedup against training), mean MCC at decision 0 with uni+bigrams: C=3 0.883, C=10 0.890,
-# C=30 0.891; with uni- to trigrams: C=10 0.895, C=30 0.899, C=100 0.895.
-# Re-checked after the "this page" and self-promotion signals (protocol lovo-youtube, calibrated
-# p >= 0.5, per video Eminem/KatyPerry/LMFAO/Psy/Shakira): C=10 0.940/0.931/0.913/0.887/0.887 (mean
-# 0.912), C=30 0.940/0.931/0.901/0.876/0.893 (0.908), C=100 0.940/0.931/0.901/0.877/0.887 (0.907).
-# Chosen per held-out video by an inner leave-one-video-out over the other four (grid 10/30/100) the
-# mean is 0.907 (C=30, 100, 100, 30, 100 picked): no C is better on every video, so 30 stays.
+# Inverse regularisation strength of the logistic regression (docs/experiments.md: regularisation).
 DEFAULT_C = 30.0
 MAX_POSITIVE_CLUES = 5
 MAX_NEGATIVE_CLUES = 2
@@ -315,12 +308,9 @@ def _check_examples(examples: Sequence[LabelledComment]) -> np.ndarray:
 def _folds(examples: Sequence[LabelledComment], y: np.ndarray, random_state: int) -> list[tuple[np.ndarray, ...]]:
     """Cross-validation folds for calibration: by group when there are enough groups, else stratified.
 
-    Groups are `training.split_groups`: a YouTube video or a starter family stays in one fold, but the
-    messages of a corpus that has a single group (all of SMS is "sms") are independent. Holding out all
-    of SMS at once made a fold of domain-shifted scores that skewed Platt's sigmoid: leave-one-video-out
-    with SMS and the starter corpus in training (evaluation protocol `lovo`), MCC at p >= 0.5 per video
-    Eminem/KatyPerry/LMFAO/Psy/Shakira went from 0.884/0.894/0.813/0.812/0.840 (mean 0.849) to
-    0.925/0.907/0.849/0.845/0.882 (mean 0.882); ranking (AUC) is unchanged, only the calibration moves.
+    Groups are `folds.split_groups`: a YouTube video or a starter family stays in one fold, but the
+    messages of a corpus that has a single group (all of SMS is "sms") are independent, because one
+    fold of domain-shifted scores skews Platt's sigmoid (docs/experiments.md: calibration folds).
     """
     groups = np.array(split_groups(examples))
     n_groups = len(set(groups.tolist()))
@@ -332,43 +322,6 @@ def _folds(examples: Sequence[LabelledComment], y: np.ndarray, random_state: int
     return list(stratified.split(np.zeros(len(y)), y))
 
 
-# Tried and not adopted (protocol lovo-youtube, C=30, MCC at calibrated p >= 0.5 per video
-# Eminem/KatyPerry/LMFAO/Psy/Shakira; plain logistic regression 0.940/0.931/0.901/0.876/0.893, mean 0.908):
-#   NB-SVM, word/char columns scaled by |log-count ratio| (the fit stays linear, coef folds back): 0.970/
-#   0.942/0.912/0.829/0.883 (0.907); by its square root 0.965/0.942/0.925/0.851/0.875 (0.912); the latter
-#   averaged with plain LR 0.960/0.959/0.913/0.872/0.888 (0.918), but it blocks more of Psy's ham (4.6%).
-#   Word/char columns seen in only one training video zeroed: 0.945/0.931/0.907/0.883/0.893 (0.912); in
-#   fewer than three: 0.910.
-# Chosen per held-out video by inner leave-one-video-out MCC on the other four (those eight candidates),
-# the pick is plain LR twice and a different variant each other time, mean 0.911: plain LR has the best
-# inner mean (0.908 vs 0.892-0.907), so the test-side gains above are not ones training data can find.
-# Nor can calibration reach much more: the best single offset of every split's p = 0.5 cut, chosen in
-# hindsight on the test videos, gives 0.911, while a cut per test video would give 0.954. The loss is
-# each video's own score shift (Psy's ham scores higher: view-count chatter; LMFAO's and Shakira's spam
-# lower), largely from labels that differ between videos ("thumbs up if..." is ham on Eminem, spam on LMFAO).
-# Issue 2, also tried and not adopted (same protocol and order; "blk/caught" = mean ham blocked / spam caught at
-# the held-out auto-spam threshold, plain LR 0.82%/86.9%; "lovo" adds SMS + starter to training, plain LR mean
-# 0.900; "sms" = protocol sms-domain MCC, plain 0.656; a "domain" is a video or another whole corpus):
-#   Word/char columns whose spam-minus-ham mean has opposite signs in two training domains zeroed:
-#   0.945/0.942/0.913/0.882/0.887 (0.914, 0.46%/89.6%), lovo 0.903, sms 0.629. Also zeroed unless two domains
-#   agree: 0.955/0.942/0.925/0.898/0.880 (0.920, 0.48%/88.8%; C=10 or 100 0.918) but lovo 0.887: with SMS in
-#   training it drops "check", "share", "out" (spam in five domains, ham in SMS) and every SMS- or starter-only
-#   column. A minority sign of at most a quarter of the domains allowed: 0.912, lovo 0.904, sms 0.660 (SMS ham
-#   blocked 1.4% vs 0.3%). Columns scaled by |pos - neg| / (pos + neg) of the domain signs: 0.912 (0 below two
-#   domains: 0.920, lovo 0.888). Sign rule chosen per held-out video by inner leave-one-video-out (none / no
-#   contradiction / + two agreeing / all agreeing): picks all, all, no contradiction, none, none; mean 0.915.
-#   One intercept per domain in the fit, their mean for scoring: 0.945/0.959/0.895/0.893/0.888 (0.916,
-#   0.24%/85.8%), sms 0.691, but lovo 0.886 (Psy ham blocked 4.6%). Shared plus per-domain copies of every
-#   column, scoring with the shared ones (Daume's "frustratingly easy" adaptation): 0.906; copies at half
-#   scale 0.909; word/char copies only 0.908.
-#   Columns whose ham use most identifies the video (chi-squared vs video over ham) zeroed, top 1/3/10%:
-#   0.912/0.910/0.902. Videos weighted equally: 0.908; classes too within each video: 0.908 (0.94% blocked).
-#   Char (2, 5) 0.906, (3, 6) 0.910; word TF sublinear instead of binary 0.911. Averaged in standardised
-#   log-odds with SGD modified Huber 0.901, with ComplementNB on words 0.898. Out-of-fold LR log-odds plus
-#   the signals stacked into a monotone HistGradientBoostingClassifier: 0.900. Training comments the other
-#   domains' model calls wrong by a log-odds margin over 2 (3) dropped: 0.901 (0.909).
-# None reaches 0.93, and the best on lovo-youtube lose on lovo: the errors left are labels that disagree
-# between videos (Psy ham "just came here to check the views", LMFAO spam "Like This Comment").
 def _fit_linear(
     matrix: sparse.csr_matrix, y: np.ndarray, weights: np.ndarray, c: float, random_state: int
 ) -> LogisticRegression:
@@ -398,16 +351,7 @@ def capped_source_weights(examples: Sequence[LabelledComment]) -> np.ndarray:
     return weights / weights.mean()
 
 
-# How `train_model` weights examples by source. "capped" is the default: leave-one-video-out with
-# SMS and the starter corpus in training (`moderation evaluate` protocol `lovo`, calibration folds as in
-# `_folds`), per video Eminem/KatyPerry/LMFAO/Psy/Shakira, unweighted -> capped:
-#   MCC at p >= 0.5   0.925/0.907/0.849/0.845/0.882 (mean 0.882) -> 0.925/0.913/0.849/0.857/0.902 (0.889)
-#   ROC AUC           0.988/0.992/0.985/0.973/0.994 -> 0.990/0.993/0.988/0.978/0.994 (mean 0.986 -> 0.989)
-#   spam caught at the auto-spam threshold  75.6/76.7/72.8/70.9/71.0% -> 80.5/79.7/75.7/75.4/71.7%
-#   ham blocked there  0.0/0.0/1.6/1.7/0.0% -> 0.0/0.0/2.1/1.2/0.0% (mean 0.67% -> 0.66%)
-# "equal" (every source the same total, so the 418 starter comments weigh 5x each): MCC mean 0.873
-# (0.887 with unweighted calibration). SMS as an unseen domain (train on YouTube + starter): MCC 0.627
-# unweighted, 0.634 capped.
+# How examples are weighted by source; "capped" is the default (docs/experiments.md: source weighting).
 WEIGHTINGS = {
     "none": uniform_weights,
     "capped": capped_source_weights,
