@@ -12,7 +12,8 @@ the reasons the score has, not an after-the-fact approximation.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -411,6 +412,7 @@ def fit_model(
     feature_params: dict[str, object] | None = None,
     balance_sources: bool = False,
     weighting: str = DEFAULT_WEIGHTING,
+    progress: Callable[[str], None] | None = None,
 ) -> Fitted:
     """Train features, classifier and calibration on `examples`; also return the out-of-fold log-odds.
 
@@ -419,20 +421,25 @@ def fit_model(
     values, calibrated, are what thresholds are read off (`training.fit_with_thresholds`), so one set of
     fold fits serves both. `weighting` weights examples by source in the fit and the calibration
     (`WEIGHTINGS`; by default a corpus larger than the median corpus counts as if it had the median
-    size); `balance_sources=True` means `weighting="equal"`. Raises DataError when there are fewer than
-    2 examples of either class and ValueError for an unknown weighting."""
+    size); `balance_sources=True` means `weighting="equal"`. `progress` hears of each fold. Raises
+    DataError when there are fewer than 2 examples of either class and ValueError for an unknown weighting."""
     y = _check_examples(examples)
     weighting = "equal" if balance_sources else weighting
     weights = example_weights(examples, weighting)
     features = build_features(**(feature_params or {}))
     docs = features.prepare_many([example.comment for example in examples])
     out_of_fold = np.zeros(len(y))
-    for train, test in _folds(examples, y, random_state):
+    folds = _folds(examples, y, random_state)
+    for number, (train, test) in enumerate(folds, start=1):
+        started = time.perf_counter()
         fold_features = build_features(**(feature_params or {}))
         fold_matrix = fold_features.fit_transform_prepared([docs[i] for i in train])
         fold_classifier = _fit_linear(fold_matrix, y[train], weights[train], c, random_state)
         test_matrix = fold_features.transform_prepared([docs[i] for i in test])
         out_of_fold[test] = fold_classifier.decision_function(test_matrix)
+        if progress is not None:
+            seconds = time.perf_counter() - started
+            progress(f"  fold {number}/{len(folds)}: {len(train)} train, {len(test)} held out ({seconds:.1f} s)")
     calibration = platt_scaling(out_of_fold, y, weights)
     classifier = _fit_linear(features.fit_transform_prepared(docs), y, weights, c, random_state)
     version = version or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

@@ -111,7 +111,7 @@ def fit_with_thresholds(
     """
     started = time.perf_counter()
     progress(f"training the model on {len(examples)} examples (grouped folds for calibration and thresholds, then all)")
-    fitted = fit_model(examples, version=version, random_state=random_state)
+    fitted = fit_model(examples, version=version, random_state=random_state, progress=progress)
     model = fitted.model
     fit_seconds = time.perf_counter() - started
     oof = calibrated(model, fitted.out_of_fold)

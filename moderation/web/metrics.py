@@ -12,7 +12,15 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    values,
+)
 
 # Check latency buckets around the 10 ms target, in seconds.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -28,6 +36,9 @@ class Instruments:
 @lru_cache(maxsize=1)
 def instruments() -> Instruments:
     """The process's metric objects, created on first use (never at import)."""
+    # prometheus_client picks file-backed or in-memory values when it is imported, which happens before
+    # `moderation serve` sets PROMETHEUS_MULTIPROC_DIR; pick again now that the variable is known.
+    values.ValueClass = values.get_value_class()
     return Instruments(
         requests=Counter("moderation_http_requests", "HTTP requests answered", ["endpoint", "method", "status"]),
         latency=Histogram(
