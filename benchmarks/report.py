@@ -56,7 +56,8 @@ def _accuracy_section(results: dict[str, Any], runs: Sequence[SplitRuns], out_di
         "often the decisions outside it were right on the test side. MCC and F1 are also given at p ≥ 0.5.",
         "Recall at 1% FPR is read off the test ROC curve (an oracle operating point, for comparison only).",
         "",
-        "- **this project**: `moderation.core.classifier.train_model` (features + logistic regression + calibration).",
+        "- **this project**: `moderation.core.classifier.fit_model` (features + logistic regression + calibration),",
+        "  the model `moderation train` and `moderation retrain` both fit (`training.fit_with_thresholds`).",
         "- **TF-IDF + LR baseline**: `train_baseline`, scikit-learn defaults on the raw text.",
         "- **bogofilter**: Debian's bogofilter, default parameters, trained with `bogofilter -s/-n -M`, scored",
         "  with `-M -T` (the spamicity). Words it has not seen score its default robx = 0.52, so short comments",
@@ -544,9 +545,14 @@ def _headlines(results: dict[str, Any]) -> list[str]:
             continue
         best = max(peers, key=lambda m: peers[m]["mcc"])
         others = ", ".join(f"{METHOD_TITLES[m]} {v['review_share']:.0%}" for m, v in peers.items())
+        title = "unseen site" if protocol == "unseen" else protocol
+        base = by_method.get("baseline") or {}
         out.append(
-            f"- **{protocol}**: MCC {ours['mcc']:.3f} (best other: {METHOD_TITLES[best]} {peers[best]['mcc']:.3f}), "
-            f"ROC AUC {ours['roc_auc']:.3f}, {ours['ham_blocked']:.1%} of ham blocked while catching "
+            f"- **{title}**: MCC {ours['mcc']:.3f} (best other: {METHOD_TITLES[best]} {peers[best]['mcc']:.3f}), "
+            f"ROC AUC {ours['roc_auc']:.3f} (baseline {base.get('roc_auc', float('nan')):.3f}), "
+            f"recall at 1% FPR {ours['recall_at_1pct_fpr']:.1%} "
+            f"(baseline {base.get('recall_at_1pct_fpr', float('nan')):.1%}), "
+            f"{ours['ham_blocked']:.1%} of ham blocked while catching "
             f"{ours['spam_caught']:.1%} of spam; with automatic decisions held to {REQUIRED_ACCURACY:.1%} "
             f"right, {ours['review_share']:.0%} of comments are left for a human "
             f"(others: {others})."

@@ -53,13 +53,13 @@ class Mode:
 MODES = {
     "quick": Mode(
         "quick",
-        protocols=("lovo-youtube", "sms-domain"),
+        protocols=("unseen", "lovo-youtube", "sms-domain"),
         method_splits={"spamassassin": 1},
         skip={"sms-domain": ("spamassassin",)},
     ),
     "full": Mode(
         "full",
-        protocols=("lovo-youtube", "lovo", "sms-domain"),
+        protocols=("unseen", "lovo-youtube", "lovo", "sms-domain"),
         latency_n=3000,
         batch_n=10000,
         profile_n=1000,
