@@ -11,7 +11,9 @@ depend on the corpora's unrealistic ~50% spam share:
   trustworthy enough to act on alone.
 
 Each rate is met in every source that holds at least `MIN_HAM_PER_SOURCE` ham, not only on the pooled
-ham, so one corpus's plain ham cannot make the thresholds lax for another. Within a source whose ham
+ham, so one corpus's plain ham cannot make the thresholds lax for another. The blocking thresholds
+(`spam`, `discard`) must also hold on the starter corpus's risky-looking ham, and never block a comment
+more likely ham than spam; the `hold` threshold is read off ordinary ham only. Within a source whose ham
 comes in groups (YouTube videos) each rate is validated group by group (`group_validated_rate`): a new
 site's comments are a group the model has not seen.
 """
@@ -68,11 +70,11 @@ DISCARD_HAM_RATE = 0.001
 MIN_HAM_PER_SOURCE = 100
 
 
-# The starter corpus's ham is hand-picked to look risky (links, code, heated words) and grouped by
-# family, so its out-of-fold scores measure unseen *kinds* of ham, not how often real ham scores high.
-# It still trains the model; it does not set the rates (docs/experiments.md: Starter corpus left out of
-# the ham rates).
-RATE_IGNORED_SOURCES = frozenset({"starter"})
+# The starter corpus's ham is written to look risky (links, prices, code, heated words) and grouped by
+# kind of site, so its out-of-fold scores measure unseen *kinds* of ham, not how often ordinary ham
+# scores high: it bounds what may be blocked, not where review starts (docs/experiments.md: Starter
+# corpus and the ham rates).
+HOLD_IGNORED_SOURCES = frozenset({"starter"})
 
 
 # `group_validated_rate`: a source needs 3+ groups for a held-out group to be judged against a pool of
@@ -138,38 +140,49 @@ def choose_thresholds(
     spam_rate: float = SPAM_HAM_RATE,
     discard_rate: float = DISCARD_HAM_RATE,
     min_ham: int = MIN_HAM_PER_SOURCE,
-    ignore_sources: frozenset[str] = RATE_IGNORED_SOURCES,
+    hold_ignores: frozenset[str] = HOLD_IGNORED_SOURCES,
     groups: Mapping[str, np.ndarray] | None = None,
 ) -> Any:
     """Thresholds(hold, spam, discard) that send at most the given shares of held-out ham to each band.
 
     `ham_scores` is one array, or a mapping source → array: then each rate must hold on the pooled ham
     and in every source with at least `min_ham` ham (the strictest threshold wins). Sources in
-    `ignore_sources` are left out unless the others hold fewer than `min_ham` ham between them.
+    `hold_ignores` do not place `hold` unless the others hold fewer than `min_ham` ham between them.
     `groups` (source → each ham score's group, as `ham_groups_by_source` gives) makes a grouped source
     meet each rate on its groups held out one at a time (`group_validated_rate`).
     """
-    pools: list[tuple[np.ndarray, np.ndarray | None]]
-    if isinstance(ham_scores, Mapping):
-        kept = {s: np.asarray(v, dtype=float) for s, v in ham_scores.items() if s not in ignore_sources and len(v)}
-        if sum(len(v) for v in kept.values()) < min_ham:  # too little ham to place a rate on: use it all
-            kept = {s: np.asarray(v, dtype=float) for s, v in ham_scores.items()}
-        pools = [(np.concatenate([np.zeros(0), *kept.values()]), None)]
-        pools += [(scores, (groups or {}).get(s)) for s, scores in kept.items() if len(scores) >= min_ham]
-    else:
-        pools = [(np.asarray(ham_scores, dtype=float), None)]
-
-    def strictest(rate: float) -> float:
-        return max(
-            threshold_for_ham_rate(pool, rate if names is None else group_validated_rate(pool, names, rate))
-            for pool, names in pools
-        )
-
-    spam = strictest(spam_rate)
-    discard = max(strictest(discard_rate), spam)
+    blocking = _pools(ham_scores, frozenset(), min_ham, groups)
+    spam = max(_strictest(blocking, spam_rate), MAX_HOLD)
+    discard = max(_strictest(blocking, discard_rate), spam)
     # Whatever the ham allows, a comment more likely spam than not is never published unseen.
-    hold = min(strictest(hold_rate), spam, MAX_HOLD)
+    hold = min(_strictest(_pools(ham_scores, hold_ignores, min_ham, groups), hold_rate), spam, MAX_HOLD)
     return Thresholds(hold=hold, spam=spam, discard=discard)
+
+
+_Pool = tuple[np.ndarray, np.ndarray | None]
+
+
+def _pools(
+    ham_scores: np.ndarray | Mapping[str, np.ndarray],
+    ignored: frozenset[str],
+    min_ham: int,
+    groups: Mapping[str, np.ndarray] | None,
+) -> list[_Pool]:
+    """The ham pools a rate must hold on: all kept ham, and each kept source with `min_ham` ham (with groups)."""
+    if not isinstance(ham_scores, Mapping):
+        return [(np.asarray(ham_scores, dtype=float), None)]
+    kept = {s: np.asarray(v, dtype=float) for s, v in ham_scores.items() if s not in ignored and len(v)}
+    if sum(len(v) for v in kept.values()) < min_ham:  # too little ham to place a rate on: use it all
+        kept = {s: np.asarray(v, dtype=float) for s, v in ham_scores.items()}
+    pools: list[_Pool] = [(np.concatenate([np.zeros(0), *kept.values()]), None)]
+    return pools + [(scores, (groups or {}).get(s)) for s, scores in kept.items() if len(scores) >= min_ham]
+
+
+def _strictest(pools: Sequence[_Pool], rate: float) -> float:
+    return max(
+        threshold_for_ham_rate(pool, rate if names is None else group_validated_rate(pool, names, rate))
+        for pool, names in pools
+    )
 
 
 def held_out_thresholds(examples: Sequence[LabelledComment], scores: np.ndarray) -> Any:
