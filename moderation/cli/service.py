@@ -64,7 +64,14 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, access
     if per_worker < 1:
         raise click.ClickException(f"MODERATION_THREADS: expected a positive number, found {per_worker}")
     click.echo(f"serving on http://{host}:{port} with {count} workers, {per_worker} thread(s) each")
-    run_gunicorn(host, port, count, threads=per_worker, extra=None if access_log else {"accesslog": None})
+    run_gunicorn(
+        host,
+        port,
+        count,
+        threads=per_worker,
+        control_socket=values["CONTROL_SOCKET"],
+        extra=None if access_log else {"accesslog": None},
+    )
 
 
 @click.group()
