@@ -37,6 +37,7 @@ from sqlalchemy import select
 
 from moderation.store.schema import CommentRecord, LabelRecord, Site
 from moderation.store.sites import create_site
+from moderation.web import webhooks
 from moderation.web.akismet import site_stats
 
 pytestmark = pytest.mark.wordpress
@@ -310,7 +311,8 @@ def _comment_row(page, text: str):
 def test_wordpress_end_to_end(wordpress, moderation):
     """Key on Settings → Akismet; ham published, spam in Spam, held → Pending, discard per strictness; Check for
     Spam keeps held comments and publishes approved ones; Spam and Not Spam in wp-admin become labels; the stats
-    card shows our figures; with the callback set up, our moderator's decisions reach WordPress."""
+    card shows our figures; with the callback set up, our moderator's decisions reach WordPress, and forged
+    or stale callbacks do not."""
     wp = wordpress
     server, site_id, key = moderation
     people = Commenters(wp)
@@ -436,6 +438,21 @@ def test_wordpress_end_to_end(wordpress, moderation):
         assert _labels(server, ours["spam"].id) == [("spam", "moderator")]
         assert watch.dialogs == []
         browser.close()
+
+    # The route takes nothing unsigned, stale or about a comment it does not have.
+    with server.sessions() as session:
+        secret = session.get(Site, site_id).callback_secret
+    route = f"{wp.url}/?rest_route=/moderation/v1/decision"
+    body = webhooks.encode_body({"comment_id": ours["approve"].id, "status": "spam"})
+    now = int(time.time())
+    forged = {"X-Moderation-Timestamp": str(now), "X-Moderation-Signature": webhooks.sign("guess", now, body)}
+    stale = {"X-Moderation-Timestamp": str(now - 600), "X-Moderation-Signature": webhooks.sign(secret, now - 600, body)}
+    assert httpx.post(route, content=body, headers=forged).status_code == 403
+    assert httpx.post(route, content=body, headers=stale).status_code == 401
+    assert wp.status(held["approve"]) == "1"
+    unknown = webhooks.encode_body({"comment_id": 99999, "status": "spam"})
+    signed = {"X-Moderation-Timestamp": str(now), "X-Moderation-Signature": webhooks.sign(secret, now, unknown)}
+    assert httpx.post(route, content=unknown, headers=signed).status_code == 404
 
 
 def _decide(page, comment_id: int, button: str, done: str) -> None:
