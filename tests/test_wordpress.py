@@ -80,7 +80,8 @@ def _missing_requirements() -> list[str]:
         try:
             _mariadb("SELECT 1")
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            missing.append(f"MariaDB on {MARIADB['host']}:{MARIADB['port']} for root without a password ({exc})")
+            why = (exc.stderr or str(exc)).strip() if isinstance(exc.stderr, str) else str(exc)
+            missing.append(f"MariaDB on {MARIADB['host']}:{MARIADB['port']} for root without a password ({why})")
     if not CHROMIUM.exists():
         missing.append("chromium")
     return missing
