@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -235,6 +236,7 @@ def wordpress(requirements, tmp_path, moderation) -> Iterator[WordPress]:
             env={**os.environ, "PHP_CLI_SERVER_WORKERS": PHP_WORKERS},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers outlive a signal to the master alone: stop the whole group
         )
     wp = WordPress(f"http://127.0.0.1:{port}", database, root, log_path)
     try:
@@ -251,7 +253,7 @@ def wordpress(requirements, tmp_path, moderation) -> Iterator[WordPress]:
             session.commit()
         yield wp
     finally:
-        php.terminate()
+        os.killpg(php.pid, signal.SIGTERM)
         php.wait(10)
         print("php -S log (tail):\n" + wp.log())  # shown when the test fails
         _mariadb(f"DROP DATABASE IF EXISTS {database}")
@@ -335,7 +337,8 @@ def test_wordpress_end_to_end(wordpress, moderation):
         page.click("#wp-submit")
         page.wait_for_url("**/wp-admin/**")
         _admin(page, wp, "plugins.php")
-        page.locator("tr[data-plugin='akismet/akismet.php'] .activate a").click()
+        with page.expect_navigation():
+            page.locator("tr[data-plugin='akismet/akismet.php'] .activate a").click()
         _admin(page, wp, "options-general.php?page=akismet-key-config")
         page.get_by_role("link", name="Manually enter an API key").click()
         page.fill("#key", key)
@@ -371,8 +374,8 @@ def test_wordpress_end_to_end(wordpress, moderation):
         # The owner would rather never see the worst spam: discard-grade is now dropped before WordPress stores it.
         _admin(page, wp, "options-general.php?page=akismet-key-config")
         page.check("#akismet_strictness_1")
-        page.get_by_role("button", name="Save Changes").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Save Changes").click()
         assert wp.option("akismet_strictness") == "1"
         people.post("Bot", "bot2@bots.example", "Nice article, bookmarked", ak_hp_textarea="I am a bot")
         assert wp.status("Nice article, bookmarked") == ""
@@ -427,7 +430,8 @@ def test_wordpress_end_to_end(wordpress, moderation):
         # wp-config.php. Then our moderator's decisions reach WordPress within seconds.
         page.goto(f"{server.url}/review/sites/{site_id}")
         page.fill("#cb-url", f"{wp.url}/?rest_route=/moderation/v1/decision")
-        page.get_by_role("button", name="Save settings").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Save settings").click()
         page.get_by_text("Show the secret").click()
         wp.set_callback_secret(page.locator("#h-secret ~ details code.key").inner_text().strip())
         page.goto(f"{server.url}/review/")
