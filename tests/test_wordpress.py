@@ -19,6 +19,7 @@ is `require` (CI sets it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -253,7 +254,8 @@ def wordpress(requirements, tmp_path, moderation) -> Iterator[WordPress]:
             session.commit()
         yield wp
     finally:
-        os.killpg(php.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # already gone, e.g. it never got its port
+            os.killpg(php.pid, signal.SIGTERM)
         php.wait(10)
         print("php -S log (tail):\n" + wp.log())  # shown when the test fails
         _mariadb(f"DROP DATABASE IF EXISTS {database}")
