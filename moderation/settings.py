@@ -55,6 +55,12 @@ SETTINGS: tuple[Setting, ...] = (
         "database (slow disk, remote PostgreSQL), not for CPU.",
         int,
     ),
+    Setting(
+        "CONTROL_SOCKET",
+        "",
+        "Unix socket for gunicorn's control tool (`gunicornc -s PATH`); empty: none. Give each server on a "
+        "machine its own path: gunicorn's default, ~/.gunicorn/gunicorn.ctl, is one file for all of them.",
+    ),
     Setting("TRAIN_ON_START", True, "Train a model on first `moderation serve` when MODEL_DIR has none.", bool),
     Setting("RETRAIN_KEEP_MODELS", 5, "Model artifacts `moderation retrain` keeps (the champion always stays).", int),
     Setting(

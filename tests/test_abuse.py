@@ -125,7 +125,7 @@ def test_login_lockout_and_secrets_never_logged_over_http(db_url, tmp_path):
     with serve(env, tmp_path / "server.log", access_log=True) as server:
         bearer = {"Authorization": f"Bearer {key}"}
         assert httpx.post(f"{server.base}/api/v1/comments/check", json=HAM, headers=bearer).status_code == 200
-        form = {"api_key": key, "blog": "https://blog.example", "comment_content": "hello"}
+        form = {"api_key": key, "blog": "https://blog.example", "user_ip": "203.0.113.7", "comment_content": "hello"}
         assert httpx.post(f"{server.base}/1.1/comment-check", data=form).status_code == 200
         assert httpx.post(f"{server.base}/k/{key}/1.1/verify-key", data={}).text == "valid"
         assert httpx.post(f"{server.base}/1.1/verify-key?key={key}", data={}).text == "valid"
@@ -322,7 +322,7 @@ def test_akismet_comment_check_is_limited_per_key_across_ips_and_key_styles(db_u
     statuses = [
         client.post(
             f"/k/{key}/1.1/comment-check" if n % 2 else "/1.1/comment-check",
-            data={"api_key": key, "comment_content": "hi"},
+            data={"api_key": key, "blog": "https://blog.example", "user_ip": "203.0.113.7", "comment_content": "hi"},
             environ_base={"REMOTE_ADDR": f"192.0.2.{n + 1}"},
         ).status_code
         for n in range(4)

@@ -12,10 +12,12 @@ from moderation.web.akismet import (
     akismet_trigger,
     key_from_host,
     key_sites_csv,
+    missing_field,
     month_bounds,
     parse_comment,
     parse_params,
     request_key,
+    stats_window,
     text_codec,
 )
 
@@ -165,19 +167,24 @@ def test_unreadable_dates_are_kept_raw_but_not_parsed():
         ({"honeypot_field_name": "ak_hp_textarea", "POST_ak_hp_textarea": "bot"}, "bot"),
         ({"honeypot_field_name": "hp", "hp": ""}, None),
         ({"honeypot_field_name": "comment_content", "comment_content": "hello"}, None),
+        ({"POST_ak_hp_textarea": "bot"}, "bot"),
+        ({"POST_ak_hp_textarea": ""}, None),
+        ({"honeypot_field_name": "hp", "hp": "", "POST_ak_hp_textarea": "bot"}, None),
     ],
 )
 def test_honeypot_value_comes_from_the_named_field(pairs, honeypot):
-    """The honeypot value is hidden_honeypot_field or the field honeypot_field_name names (never a documented one)."""
+    """The honeypot is hidden_honeypot_field, else the field honeypot_field_name names (never a documented
+    one), else, when no field is named, the WordPress plugin's ak_hp_textarea."""
     extra = parse_comment({name: [value] for name, value in pairs.items()}).extra
     assert extra.get("honeypot") == honeypot
-    assert extra["honeypot_field_name"] == pairs["honeypot_field_name"]
+    assert extra.get("honeypot_field_name") == pairs.get("honeypot_field_name")
 
 
 @pytest.mark.parametrize(
     ("pairs", "decision"),
     [
         ({"comment_author": "akismet-guaranteed-spam"}, Decision.SPAM),
+        ({"comment_author": "viagra-test-123"}, Decision.SPAM),
         ({"comment_author_email": "Akismet-Guaranteed-Spam@example.com"}, Decision.SPAM),
         ({"user_role": "editor,administrator", "is_test": "true"}, Decision.APPROVE),
         ({"user_role": "subscriber", "comment_author": "Dana"}, None),
@@ -233,3 +240,25 @@ def test_key_sites_csv_matches_akismets_layout():
         "Site,Total API Calls,Spam,Ham,Missed Spam,False Positives,Is Revoked",
         "blog.example,3,1,2,0,1,false",
     ]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "missing"),
+    [
+        ({"blog": "https://blog.example", "user_ip": "203.0.113.7"}, ""),
+        ({"user_ip": "203.0.113.7"}, "blog"),
+        ({"blog": "https://blog.example", "user_ip": "  "}, "user_ip"),
+        ({}, "blog"),
+    ],
+)
+def test_missing_field_names_the_first_required_one_absent(pairs, missing):
+    """blog, then user_ip: absent or blank is missing."""
+    assert missing_field({name: [value] for name, value in pairs.items()}) == missing
+
+
+def test_stats_window_six_months_counts_back_across_the_year():
+    """6-months starts on the first of the fifth month before this one; anything else is all time."""
+    now = datetime(2027, 3, 15, 12, 0, tzinfo=UTC)
+    assert stats_window("6-months", now)[0] == datetime(2026, 10, 1, tzinfo=UTC)
+    assert stats_window("all", now)[0] == stats_window("since-forever", now)[0] == datetime(1970, 1, 1, tzinfo=UTC)
+    assert stats_window("6-months", now)[1] > now

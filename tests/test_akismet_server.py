@@ -29,6 +29,8 @@ from moderation.store.sites import create_site
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "akismet.md"
 BLOG = "https://blog.example"
+# The fields Akismet requires in every comment-check besides the key.
+REQUIRED = {"blog": BLOG, "user_ip": "192.0.2.1"}
 # The plain-HTTP tests exercise parsing and routing, not the database: SQLite is enough for them.
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 HAM_TEXT = "Thanks, this fixed my build. The trick with the PATH variable was what I missed."
@@ -136,14 +138,17 @@ def test_sync_client_hold_is_spam_without_the_discard_tip(app, server, site_key)
 
 
 def test_sync_client_test_triggers_and_is_test(app, server, site_key, with_model):
-    """akismet-guaranteed-spam → SPAM; user_role=administrator → HAM; is_test is stored on the record."""
+    """akismet-guaranteed-spam and viagra-test-123 → SPAM; user_role=administrator → HAM; is_test is stored."""
     client = sync_client(server, site_key)
     spam = client.comment_check("203.0.113.5", comment_content=HAM_TEXT, comment_author="akismet-guaranteed-spam")
     assert spam == akismet.CheckResponse.SPAM
+    older = client.comment_check("203.0.113.5", comment_content="Hello again", comment_author="viagra-test-123")
+    assert older == akismet.CheckResponse.SPAM
     ham = client.comment_check("203.0.113.6", comment_content=BLATANT_SPAM, user_role="administrator", is_test=True)
     assert ham == akismet.CheckResponse.HAM
-    first, second = _records(app, source="akismet")
+    first, older, second = _records(app, source="akismet")
     assert (first.decision, first.status, first.is_test) == ("spam", "spam", False)
+    assert older.status == "spam" and "viagra-test-123" in older.reasons[0]
     assert first.rules == ["akismet_test_trigger"]
     assert (second.decision, second.status, second.is_test) == ("approve", "approve", True)
     assert "administrator" in second.reasons[0]
@@ -282,7 +287,7 @@ def test_path_prefix_carries_the_key(server, site_key):
     assert _post(server, f"/k/{site_key}/1.1/verify-key", {"blog": BLOG}).text == "valid"
     usage = httpx.get(f"{server}/k/{site_key}/1.2/usage-limit", timeout=10)
     assert usage.json()["usage"] == 0
-    checked = _post(server, f"/k/{site_key}/1.1/comment-check", {"blog": BLOG, "comment_content": "Hi"})
+    checked = _post(server, f"/k/{site_key}/1.1/comment-check", {**REQUIRED, "comment_content": "Hi"})
     assert (checked.text, checked.headers["X-akismet-guid"].isdigit()) == ("true", True)
     assert _post(server, "/k/wrongwrong12/1.1/verify-key", {"blog": BLOG}).text == "invalid"
 
@@ -308,9 +313,9 @@ def test_normal_answers_carry_no_debug_or_alert_headers(app, server, site_key, w
     discarding = _new_site(app, "discarding", **ALWAYS_DISCARD)
     answers = [
         _post(server, "/1.1/verify-key", {"key": site_key, "blog": BLOG}),
-        _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_content": HAM_TEXT,
+        _post(server, "/1.1/comment-check", {**REQUIRED, "api_key": site_key, "comment_content": HAM_TEXT,
                                              "user_role": "administrator"}),
-        _post(server, "/1.1/comment-check", {"api_key": discarding, "comment_content": BLATANT_SPAM}),
+        _post(server, "/1.1/comment-check", {**REQUIRED, "api_key": discarding, "comment_content": BLATANT_SPAM}),
         _post(server, "/1.1/submit-spam", {"api_key": site_key, "comment_content": HAM_TEXT}),
         httpx.get(f"{server}/1.1/test", timeout=10),
     ]
@@ -395,7 +400,7 @@ def test_wordpress_style_request_keeps_documented_fields_and_drops_the_rest(app,
 
 def test_submit_by_guid_labels_that_comment(app, server, site_key):
     """The guid we answered with finds the comment even when the text sent back differs."""
-    check = _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_content": "Original text"})
+    check = _post(server, "/1.1/comment-check", {**REQUIRED, "api_key": site_key, "comment_content": "Original text"})
     guid = check.headers["X-akismet-guid"]
     answer = _post(server, "/1.1/submit-ham", {"api_key": site_key, "guid": guid, "comment_content": "Edited"})
     assert answer.text == THANKS
@@ -408,7 +413,7 @@ def test_submit_by_guid_labels_that_comment(app, server, site_key):
 def test_guid_of_another_site_is_not_followed(app, server, site_key):
     """A guid belonging to a different site is ignored: the submission is stored for the caller's own site."""
     other_key = _new_site(app, "other")
-    guid = _post(server, "/1.1/comment-check", {"api_key": other_key, "comment_content": "Theirs"}).headers[
+    guid = _post(server, "/1.1/comment-check", {**REQUIRED, "api_key": other_key, "comment_content": "Theirs"}).headers[
         "X-akismet-guid"
     ]
     _post(server, "/1.1/submit-spam", {"api_key": site_key, "guid": guid, "comment_content": "Mine"})
@@ -423,7 +428,7 @@ def test_test_trigger_is_audited(app, server, site_key):
     _post(
         server,
         "/1.1/comment-check",
-        {"api_key": site_key, "comment_author": "akismet-guaranteed-spam", "comment_content": "x"},
+        {**REQUIRED, "api_key": site_key, "comment_author": "akismet-guaranteed-spam", "comment_content": "x"},
     )
     with app.extensions["moderation"].sessions() as session:
         actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
@@ -439,9 +444,9 @@ def test_comment_check_shares_the_check_rate_limit(db_url, tmp_path):
                       "INSTANCE_PATH": str(tmp_path), "RATELIMIT_CHECK": "2/minute"})
     key = _new_site(app, "limited")
     client = app.test_client()
-    codes = [client.post("/1.1/comment-check", data={"api_key": key, "comment_content": "hi"}).status_code
+    codes = [client.post("/1.1/comment-check", data={**REQUIRED, "api_key": key, "comment_content": "hi"}).status_code
              for _ in range(3)]
-    codes.append(client.post(f"/k/{key}/1.1/comment-check", data={"comment_content": "hi"}).status_code)
+    codes.append(client.post(f"/k/{key}/1.1/comment-check", data={**REQUIRED, "comment_content": "hi"}).status_code)
     assert codes == [200, 200, 429, 429]
     assert client.post("/1.1/verify-key", data={"key": key, "blog": BLOG}).data == b"valid"  # not a check
     app.extensions["moderation"].engine.dispose()
@@ -452,7 +457,7 @@ def test_held_akismet_comment_waits_in_the_review_queue(app, server, site_key):
     """A comment checked through Akismet shows up in the moderators' queue like any other."""
     from review_helpers import add_user, login
 
-    answer = _post(server, "/1.1/comment-check", {"api_key": site_key, "comment_author": "Marie",
+    answer = _post(server, "/1.1/comment-check", {**REQUIRED, "api_key": site_key, "comment_author": "Marie",
                                                   "comment_content": "Is the ferry running in winter?"})
     guid = answer.headers["X-akismet-guid"]
     add_user(app.extensions["moderation"].sessions, "alice", "admin")
@@ -460,3 +465,91 @@ def test_held_akismet_comment_waits_in_the_review_queue(app, server, site_key):
     assert login(moderator).status_code == 302
     html = moderator.get("/review/").get_data(as_text=True)
     assert f'id="c-{guid}"' in html and "Is the ferry running in winter?" in html
+
+
+# --- What WordPress and Akismet's other clients need besides the four calls ------------------------------
+
+
+@sqlite_only
+def test_new_site_key_is_hex_and_every_settings_page_call_accepts_it(server, site_key):
+    """A new key is 12 hex characters; verify-key, get-subscription and get-stats answer 200 for it."""
+    assert len(site_key) == 12 and all(c in "0123456789abcdef" for c in site_key)
+    fields = {"key": site_key, "blog": BLOG}
+    answers = [_post(server, f"/1.1/{call}", fields) for call in ("verify-key", "get-subscription", "get-stats")]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].text == "valid"
+    assert answers[1].json()["status"] == "active" and answers[1].json()["limit_reached"] is False
+    assert answers[2].json() == {"spam": 0, "ham": 0, "missed_spam": 0, "false_positives": 0, "accuracy": 100.0}
+    assert _post(server, "/1.1/token", {"api_key": site_key}).text.strip()
+    for call in ("get-subscription", "get-stats", "token"):
+        refused = _post(server, f"/1.1/{call}", {"key": "wrongwrong12", "api_key": "wrongwrong12", "blog": BLOG})
+        assert (refused.text, bool(refused.headers["X-akismet-debug-help"])) == ("invalid", True), call
+
+
+@sqlite_only
+def test_get_stats_counts_the_sites_checks_and_corrections(app, server, site_key):
+    """get-stats: what we blocked and let through, corrections either way, accuracy, for 6-months and all."""
+    approving = _new_site(app, "approving", allowlist=["Dana"])
+    checks = [
+        {"comment_author": "Dana", "comment_content": "First, approved"},
+        {"comment_author": "Dana", "comment_content": "Second, approved, then reported as spam"},
+        {"comment_author": "Lee", "comment_content": "Held: no model here"},
+        {"comment_author": "Lee", "comment_content": "Held, then approved by the site"},
+    ]
+    for fields in checks:
+        _post(server, "/1.1/comment-check", {**REQUIRED, "api_key": approving, **fields})
+    _post(server, "/1.1/submit-spam", {**REQUIRED, "api_key": approving, **checks[1]})
+    _post(server, "/1.1/submit-ham", {**REQUIRED, "api_key": approving, **checks[3]})
+    expected = {"spam": 2, "ham": 2, "missed_spam": 1, "false_positives": 1, "accuracy": 50.0}
+    for window in ("6-months", "all"):
+        assert _post(server, "/1.1/get-stats", {"key": approving, "blog": BLOG, "from": window}).json() == expected
+    other = _post(server, "/1.1/get-stats", {"key": site_key, "blog": BLOG, "from": "all"}).json()
+    assert other["spam"] == other["ham"] == 0
+
+
+@sqlite_only
+def test_comment_check_without_blog_or_user_ip_is_refused_as_akismet_does(app, server, site_key):
+    """A check missing a required field is answered `Missing required field: <name>.` and stores nothing."""
+    for absent in ("blog", "user_ip"):
+        fields = {"api_key": site_key, "comment_content": "Hi", **REQUIRED, absent: ""}
+        answer = _post(server, "/1.1/comment-check", fields)
+        assert (answer.status_code, answer.text) == (200, f"Missing required field: {absent}.")
+        assert answer.headers["X-akismet-debug-help"] == f"Missing required field: {absent}."
+    assert _records(app) == []
+
+
+@sqlite_only
+def test_decision_header_names_each_of_our_four_decisions(app, server):
+    """X-Moderation-Decision says approve, hold, spam or discard beside Akismet's true/false."""
+    key = _new_site(app, "lists", allowlist=["Dana"], blocklist=["zucchini"])
+    cases = {
+        "approve": {"comment_author": "Dana", "comment_content": "Lovely"},
+        "hold": {"comment_author": "Lee", "comment_content": "No model: held"},
+        "spam": {"comment_author": "Lee", "comment_content": "zucchini deals"},
+        "discard": {"comment_author": "Bot", "comment_content": "x", "POST_ak_hp_textarea": "filled by a bot"},
+    }
+    for decision, fields in cases.items():
+        answer = _post(server, "/1.1/comment-check", {**REQUIRED, "api_key": key, **fields})
+        assert answer.headers["X-Moderation-Decision"] == decision
+        assert answer.text == ("false" if decision == "approve" else "true")
+        assert answer.headers.get("X-akismet-pro-tip") == ("discard" if decision == "discard" else None)
+
+
+@sqlite_only
+def test_recheck_is_answered_from_the_moderators_decision_without_a_second_row(app, server, site_key):
+    """A recheck of a held comment a moderator then approved answers false; an edited text is checked afresh."""
+    from moderation.web.review.actions import decide
+
+    fields = {**REQUIRED, "api_key": site_key, "comment_author": "Marie", "comment_content": "Is the ferry running?"}
+    first = _post(server, "/1.1/comment-check", fields)
+    assert (first.text, first.headers["X-Moderation-Decision"]) == ("true", "hold")
+    recheck = {**fields, "recheck_reason": "recheck_queue"}
+    again = _post(server, "/1.1/comment-check", recheck)
+    assert (again.text, again.headers["X-akismet-guid"]) == ("true", first.headers["X-akismet-guid"])
+    with app.extensions["moderation"].sessions() as session:
+        decide(session, [int(first.headers["X-akismet-guid"])], "approve", actor="alice")
+    approved = _post(server, "/1.1/comment-check", recheck)
+    assert (approved.text, approved.headers["X-Moderation-Decision"]) == ("false", "approve")
+    assert len(_records(app)) == 1
+    edited = _post(server, "/1.1/comment-check", {**recheck, "comment_content": "Is the ferry running in May?"})
+    assert edited.headers["X-akismet-guid"] != first.headers["X-akismet-guid"] and len(_records(app)) == 2

@@ -156,8 +156,13 @@ AKISMET_PATHS = [
     "/1.2/usage-limit",
     "/1.2/key-sites",
     "/1.1/test",
+    "/1.1/get-subscription",
+    "/1.1/get-stats",
 ]
-AKISMET_WORDS = {"valid", "invalid", "true", "false", "connected", "Thanks for making the web a better place."}
+AKISMET_WORDS = {
+    "valid", "invalid", "true", "false", "connected", "Thanks for making the web a better place.",
+    "Missing required field: blog.", "Missing required field: user_ip.",
+}  # fmt: skip
 AKISMET_PARAMS = [
     "blog", "user_ip", "user_agent", "referrer", "permalink", "comment_type", "content_type", "comment_author",
     "comment_author_email", "comment_author_url", "comment_content", "comment_date_gmt",
@@ -187,6 +192,8 @@ def akismet_forms(draw, key: str) -> tuple[str, bytes, str]:
     encoding = draw(st.sampled_from(ENCODINGS))
     pairs = [(b"api_key", key.encode())] if draw(st.booleans()) else []
     fields = draw(st.lists(st.tuples(st.sampled_from(AKISMET_PARAMS) | st.text(max_size=6), hostile_text), max_size=10))
+    if draw(st.integers(0, 3)):  # mostly with the required fields, so the fuzzing reaches the check itself
+        fields[:0] = [("blog", "https://blog.example"), ("user_ip", "203.0.113.7")]
     if draw(st.booleans()):
         pairs.append((b"blog_charset", charset.encode("utf-8", "surrogatepass")))
     if draw(st.booleans()):
@@ -245,10 +252,13 @@ def test_akismet_surrogate_producing_charsets_are_stored(akismet_site):
     """blog_charset=unicode_escape or utf-7 decoding to lone surrogates is stored (as U+FFFD), not a 500."""
     client, key = akismet_site
     for charset, content in (("unicode_escape", "%5Cud800x"), ("utf-7", "%2B2AA-x"), ("punycode", "%ff%ff")):
-        body = f"api_key={key}&blog_charset={charset}&comment_content={content}&comment_author=%5Cudfff"
+        body = (f"api_key={key}&blog=https://blog.example&user_ip=203.0.113.7&blog_charset={charset}"
+                f"&comment_content={content}&comment_author=%5Cudfff")
         response = client.post("/1.1/comment-check", data=body, content_type="application/x-www-form-urlencoded")
-        # punycode may garble the key too, making that request an Akismet "invalid": still not a 5xx.
-        expected = ("true", "false", "invalid") if charset == "punycode" else ("true", "false")
+        # punycode may garble the key or the blog too, making that request an Akismet "invalid" or a missing
+        # field: still not a 5xx.
+        garbled = ("invalid", "Missing required field: blog.", "Missing required field: user_ip.")
+        expected = ("true", "false", *garbled) if charset == "punycode" else ("true", "false")
         assert response.status_code == 200 and response.get_data(as_text=True) in expected, charset
 
 
@@ -274,7 +284,7 @@ def test_akismet_far_future_dates_and_nul_are_handled(akismet_site):
     client, key = akismet_site
     body = (
         f"api_key={key}&comment_content=a%00b&comment_author=x%00&comment_date_gmt=9999-12-31T23:59:59-23:59"
-        "&blog=%00&comment_context[0]=%00&user_role=%00"
+        "&blog=%00&comment_context[0]=%00&user_role=%00&user_ip=%00"
     )
     response = client.post("/1.1/comment-check", data=body, content_type="application/x-www-form-urlencoded")
     assert_akismet_answer(response)

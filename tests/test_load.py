@@ -94,7 +94,12 @@ def test_sustained_load_has_zero_errors_and_flat_memory(db_url, threads, expecte
                         )
                         kind = "feedback"
                     else:
-                        form = {"api_key": key, "blog": "https://blog.example", "comment_content": _text(rng)}
+                        form = {
+                            "api_key": key,
+                            "blog": "https://blog.example",
+                            "user_ip": f"203.0.113.{rng.randrange(1, 255)}",
+                            "comment_content": _text(rng),
+                        }
                         response = client.post("/1.1/comment-check", data=form)
                         kind = "akismet"
                     elapsed = time.perf_counter() - started

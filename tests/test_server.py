@@ -1,9 +1,13 @@
-"""Real `moderation serve` processes (gunicorn) answering real HTTP: restarts keep data, hosts share PostgreSQL."""
+"""Real `moderation serve` processes (gunicorn) answering real HTTP: restarts keep data, hosts share PostgreSQL,
+two servers on one machine keep their control sockets apart."""
 
 from __future__ import annotations
 
+import stat
+
 import httpx
 import pytest
+from gunicorn.ctl.client import ControlClient
 
 from benchmarks.live_server import new_site_key, serve, service_env
 
@@ -57,3 +61,27 @@ def test_two_hosts_share_one_postgres_database(tmp_path, postgres_url, model_dir
         assert labelled["status"] == "spam"
         back = httpx.get(f"{first}/api/v1/comments/{checked['id']}", headers=headers).json()
         assert back["status"] == "spam" and [lab["label"] for lab in back["labels"]] == ["spam"]
+
+
+@pytest.mark.slow
+def test_two_servers_on_one_machine_share_no_control_socket(tmp_path, model_dir):
+    """One server's control socket is at MODERATION_CONTROL_SOCKET, the other has none, neither uses ~/.gunicorn."""
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"sqlite:///{tmp_path / 'moderation.sqlite3'}"
+    new_site_key(url)
+    control = tmp_path / "a.ctl"
+    machine = {"HOME": str(home), "XDG_RUNTIME_DIR": ""}
+    env_a = {**service_env(tmp_path / "a", url, model_dir, CONTROL_SOCKET=str(control)), **machine}
+    env_b = {**service_env(tmp_path / "b", url, model_dir), **machine}
+    with (
+        serve(env_a, tmp_path / "a.log", workers=1) as host_a,
+        serve(env_b, tmp_path / "b.log", workers=1) as host_b,
+    ):
+        assert stat.S_ISSOCK(control.stat().st_mode)
+        with ControlClient(str(control), timeout=5) as client:
+            bound = client.send_command("show config")["bind"]
+        assert host_a.base.removeprefix("http://") in str(bound)
+        assert httpx.get(f"{host_b.base}/healthz").status_code == 200
+        assert not (home / ".gunicorn").exists()
+    assert not control.exists()  # removed on shutdown

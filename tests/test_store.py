@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,9 +57,9 @@ def test_unreachable_database_is_reported_not_raised():
 
 
 def test_site_keys_are_hashed_and_revocable(db_session):
-    """A new site's key is 12 lowercase alphanumerics, only its hash is stored, and revoking disables it."""
+    """A new site's key is 12 lowercase hex characters, only its hash is stored, and revoking disables it."""
     site, key = create_site(db_session, "Blog", "https://blog.example")
-    assert len(key) == 12 and key.isalnum() and key == key.lower()
+    assert re.fullmatch(r"[0-9a-f]{12}", key)
     assert site.key_hash == hash_key(key) and key not in json.dumps(site.settings)
     assert site_for_key(db_session, key).id == site.id
     assert site_for_key(db_session, "wrongwrongwr") is None

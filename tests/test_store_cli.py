@@ -1,4 +1,4 @@
-"""The service's CLI commands: sites add/list/set/revoke, purge, export, and serve's refusals."""
+"""The service's CLI commands: sites add/list/set/revoke/rotate, purge, export, and serve's refusals."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from check_helpers import check_comment
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from moderation.cli import main
 from moderation.comment import Comment
 from moderation.store import db
-from moderation.store.schema import CommentRecord
+from moderation.store.schema import AuditEvent, CommentRecord
 from moderation.store.sites import site_for_key
 
 
@@ -34,7 +35,7 @@ def test_sites_add_list_set_revoke(run, db_url):
     """A new site prints its key once; list shows it; set changes policy; revoke disables the key."""
     added = run("sites", "add", "My blog", "--url", "https://blog.example")
     assert added.exit_code == 0
-    key = re.search(r"api key: ([a-z0-9]{12})", added.output).group(1)
+    key = re.search(r"api key: ([0-9a-f]{12})\n", added.output).group(1)
     assert "signing secret: " in added.output
     listed = run("sites", "list")
     assert "My blog" in listed.output and key[:4] in listed.output and key not in listed.output
@@ -48,6 +49,23 @@ def test_sites_add_list_set_revoke(run, db_url):
     engine.dispose()
     missing = run("sites", "revoke", "42")
     assert missing.exit_code != 0 and "no site with id 42" in missing.output
+
+
+def test_sites_rotate_gives_a_new_key_and_retires_the_old(run, db_url):
+    """rotate prints a new hex key that works; the old key and a revoked site's rotation are refused."""
+    old = re.search(r"api key: (\w+)", run("sites", "add", "Blog").output).group(1)
+    rotated = run("sites", "rotate", "1")
+    assert rotated.exit_code == 0
+    new = re.search(r"api key: ([0-9a-f]{12})\n", rotated.output).group(1)
+    engine = db.make_engine(db_url)
+    with db.make_sessionmaker(engine)() as session:
+        assert site_for_key(session, old) is None and site_for_key(session, new).id == 1
+        assert session.scalars(select(AuditEvent.action).where(AuditEvent.site_id == 1)).all()[-1] == "site.rotate_key"
+    engine.dispose()
+    run("sites", "revoke", "1")
+    refused = run("sites", "rotate", "1")
+    assert refused.exit_code != 0 and "revoked" in refused.output
+    assert "no site with id 42" in run("sites", "rotate", "42").output
 
 
 def test_purge_and_export(run, db_url):

@@ -17,7 +17,7 @@ from moderation.errors import ModerationError
 from moderation.store import db
 from moderation.store.privacy import export_site, parse_age
 from moderation.store.privacy import purge as purge_comments
-from moderation.store.sites import create_site, get_site, list_sites, revoke_site, update_settings
+from moderation.store.sites import create_site, get_site, list_sites, revoke_site, rotate_key, update_settings
 from moderation.web.app import load_settings
 from moderation.web.serving import ensure_model, prometheus_dir, run_gunicorn
 
@@ -64,7 +64,14 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, access
     if per_worker < 1:
         raise click.ClickException(f"MODERATION_THREADS: expected a positive number, found {per_worker}")
     click.echo(f"serving on http://{host}:{port} with {count} workers, {per_worker} thread(s) each")
-    run_gunicorn(host, port, count, threads=per_worker, extra=None if access_log else {"accesslog": None})
+    run_gunicorn(
+        host,
+        port,
+        count,
+        threads=per_worker,
+        control_socket=values["CONTROL_SOCKET"],
+        extra=None if access_log else {"accesslog": None},
+    )
 
 
 @click.group()
@@ -100,6 +107,16 @@ def sites_revoke(site_id: int) -> None:
     with _session() as session:
         site = revoke_site(session, site_id)
         click.echo(f"revoked site {site.id} ({site.name})")
+
+
+@sites.command("rotate")
+@click.argument("site_id", type=int)
+def sites_rotate(site_id: int) -> None:
+    """Give a site a new API key and print it (shown only now); the old key stops working."""
+    with _session() as session:
+        site, key = rotate_key(session, site_id)
+        click.echo(f"site {site.id}: {site.name}")
+        click.echo(f"api key: {key}")
 
 
 @sites.command("set")

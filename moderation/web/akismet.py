@@ -1,12 +1,16 @@
 """Akismet's REST protocol, so sites and plugins that speak it can use us unchanged.
 
-    POST /1.1/verify-key      valid | invalid
-    POST /1.1/comment-check   true | false  (+ X-akismet-pro-tip: discard, X-akismet-guid: our comment id)
-    POST /1.1/submit-spam     Thanks for making the web a better place.   (a spam label, source "akismet")
-    POST /1.1/submit-ham      Thanks for making the web a better place.   (a ham label, source "akismet")
-    GET  /1.1/test            connected
-    GET  /1.2/usage-limit     JSON, from our own counts
-    GET  /1.2/key-sites       JSON or CSV (month, filter, order, limit, offset), from our own counts
+    POST /1.1/verify-key        valid | invalid
+    POST /1.1/comment-check     true | false  (+ X-akismet-pro-tip: discard, X-akismet-guid: our comment id,
+                                X-Moderation-Decision: approve | hold | spam | discard)
+    POST /1.1/submit-spam       Thanks for making the web a better place.   (a spam label, source "akismet")
+    POST /1.1/submit-ham        Thanks for making the web a better place.   (a ham label, source "akismet")
+    GET  /1.1/test              connected
+    POST /1.1/get-subscription  JSON: an active subscription without limits (the WordPress settings page)
+    POST /1.1/get-stats         JSON: spam, ham, missed spam, false positives, accuracy (from=6-months | all)
+    POST /1.1/token             an opaque token (newer WordPress plugins ask for one for Akismet's stats pages)
+    GET  /1.2/usage-limit       JSON, from our own counts
+    GET  /1.2/key-sites         JSON or CSV (month, filter, order, limit, offset), from our own counts
 
 Every route is also served under `/k/<key>/...` for clients that cannot send the key any other way, and
 the key may be the first label of the Host header (`<key>.akismet.example.org`), as older clients send
@@ -15,8 +19,12 @@ it. A bad key is answered the way Akismet answers it: HTTP 200, body `invalid`, 
 clients treat any such header as an error.
 
 Our four decisions map onto Akismet's two words: approve → `false`; hold and spam → `true`; discard →
-`true` with `X-akismet-pro-tip: discard`. A held comment stays in our review queue; the site learns the
-moderator's decision through the native status endpoint or a callback.
+`true` with `X-akismet-pro-tip: discard`. `X-Moderation-Decision` names the decision itself, so a site
+that knows us (the WordPress must-use plugin in docs/akismet.md) can file a held comment as pending. A
+held comment stays in our review queue; the site learns the moderator's decision through the native
+status endpoint or a callback. A comment-check without `blog` or `user_ip` is answered as Akismet answers
+it, `Missing required field: <name>.`; a recheck (`recheck_reason`) of a comment we already stored is
+answered from its current status, a moderator's decision included, without storing it again.
 
 Parsing is plain Python (`parse_params`, `parse_comment`, `key_from_host`, `akismet_trigger`); the views only
 parse, call `checking.check_and_store` or `labels.record_label`, and render.
@@ -29,6 +37,7 @@ import csv
 import hashlib
 import io
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,8 +62,24 @@ bp = Blueprint("akismet", __name__)
 Params = dict[str, list[str]]
 
 THANKS = "Thanks for making the web a better place."
-GUARANTEED_SPAM_AUTHOR = "akismet-guaranteed-spam"
+# Akismet's spam triggers: the documented author, and the older one client test suites still send.
+GUARANTEED_SPAM_AUTHORS = ("akismet-guaranteed-spam", "viagra-test-123")
 GUARANTEED_SPAM_EMAIL = "akismet-guaranteed-spam@example.com"
+REQUIRED_CHECK_FIELDS = ("blog", "user_ip")  # Akismet documents both as required for comment-check
+DECISION_HEADER = "X-Moderation-Decision"
+# The hidden field the WordPress plugin adds to comment forms; it sends it as POST_ak_hp_textarea
+# without naming it in honeypot_field_name.
+WORDPRESS_HONEYPOT = "ak_hp_textarea"
+# What an "active, unlimited" subscription looks like to the WordPress plugin (status decides whether
+# it keeps the key; account_type other than free-api-key hides its upgrade nags).
+SUBSCRIPTION = {
+    "status": "active",
+    "account_type": "self-hosted",
+    "account_name": "Self-hosted moderation",
+    "next_billing_date": None,
+    "limit_reached": False,
+}
+STATS_WINDOWS = {"6-months": 6, "all": None}  # get-stats `from`: calendar months including this one
 KEY_SHAPE = re.compile(r"[a-z0-9]{12}")
 MONTH_SHAPE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 KEY_SITES_DEFAULT_LIMIT = 500  # Akismet's documented default
@@ -211,15 +236,20 @@ def comment_context(params: Mapping[str, list[str]]) -> list[str]:
 
 
 def honeypot_value(params: Mapping[str, list[str]]) -> str:
-    """What the bot typed into the honeypot: `hidden_honeypot_field`, else the field `honeypot_field_name` names.
+    """What the bot typed into the honeypot: `hidden_honeypot_field`, else the field `honeypot_field_name` names,
+    else the WordPress plugin's own hidden field (`POST_ak_hp_textarea`), which it sends unnamed.
 
     The named field may arrive bare or as WordPress's `POST_<name>`. A name that is itself a documented
     parameter is not a honeypot (that would discard every comment).
     """
     value = first(params, "hidden_honeypot_field")
     name = first(params, "honeypot_field_name")
-    if value or not name or name in DOCUMENTED or name.startswith("comment_context"):
+    if value:
         return value
+    if not name:
+        return first(params, f"POST_{WORDPRESS_HONEYPOT}")
+    if name in DOCUMENTED or name.startswith("comment_context"):
+        return ""
     return first(params, name) or first(params, f"POST_{name}")
 
 
@@ -278,10 +308,12 @@ class Trigger:
 
 
 def akismet_trigger(parsed: AkismetComment) -> Trigger | None:
-    """Akismet's test triggers: the guaranteed-spam author or email → spam; user_role administrator → ham."""
+    """Akismet's test triggers: a guaranteed-spam author or email → spam; user_role administrator → ham."""
     comment = parsed.comment
-    if comment.author_name == GUARANTEED_SPAM_AUTHOR or comment.author_email.lower() == GUARANTEED_SPAM_EMAIL:
-        return Trigger(Decision.SPAM, f"Akismet test trigger: the author is {GUARANTEED_SPAM_AUTHOR}")
+    if comment.author_name in GUARANTEED_SPAM_AUTHORS:
+        return Trigger(Decision.SPAM, f"Akismet test trigger: the author is {comment.author_name}")
+    if comment.author_email.lower() == GUARANTEED_SPAM_EMAIL:
+        return Trigger(Decision.SPAM, f"Akismet test trigger: the author's email is {GUARANTEED_SPAM_EMAIL}")
     if "administrator" in parsed.user_roles:
         return Trigger(Decision.APPROVE, "Akismet test trigger: the commenter's role is administrator")
     return None
@@ -362,25 +394,53 @@ def site_name(site: Site) -> str:
     return urlsplit(site.url).hostname or site.url or site.name
 
 
-def site_activity(session: Session, site: Site, month: str) -> dict[str, Any]:
-    """One key-sites row for `site` in `month`, counts as strings the way Akismet's sample shows them.
+def activity(session: Session, site_id: int, start: datetime, end: datetime) -> dict[str, int]:
+    """What a site's checks in [start, end) came to: api_calls, spam, ham, missed_spam, false_positives.
 
     spam = comments we did not approve (hold, spam, discard: all answered `true`); missed_spam = comments
-    we approved that were later labelled spam; false_positives = the reverse.
+    we approved that were labelled spam in the window; false_positives = the reverse.
     """
-    start, end = month_bounds(month)
-    decisions = _count_by_decision(session, site.id, start, end)
+    decisions = _count_by_decision(session, site_id, start, end)
     ham = decisions.get("approve", 0)
     total = sum(decisions.values())
     return {
+        "api_calls": total,
+        "spam": total - ham,
+        "ham": ham,
+        "missed_spam": _reports(session, site_id, start, end, Label.SPAM, approved=True),
+        "false_positives": _reports(session, site_id, start, end, Label.HAM, approved=False),
+    }
+
+
+def site_activity(session: Session, site: Site, month: str) -> dict[str, Any]:
+    """One key-sites row for `site` in `month`, counts as strings the way Akismet's sample shows them."""
+    counts = activity(session, site.id, *month_bounds(month))
+    return {
         "site": site_name(site),
-        "api_calls": str(total),
-        "spam": str(total - ham),
-        "ham": str(ham),
-        "missed_spam": str(_reports(session, site.id, start, end, Label.SPAM, approved=True)),
-        "false_positives": str(_reports(session, site.id, start, end, Label.HAM, approved=False)),
+        **{name: str(counts[name]) for name in ("api_calls", "spam", "ham", "missed_spam", "false_positives")},
         "is_revoked": site.revoked_at is not None,
     }
+
+
+def stats_window(window: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """[start, end) of a get-stats `from`: "6-months" is this calendar month and the five before (UTC);
+    anything else, "all" included, is all time."""
+    months = STATS_WINDOWS.get(window)
+    now = now or datetime.now(UTC)
+    if months is None:
+        return datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+    index = now.year * 12 + now.month - 1 - (months - 1)
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def site_stats(session: Session, site_id: int, window: str) -> dict[str, Any]:
+    """get-stats for a site: spam, ham, missed_spam, false_positives and accuracy (percent of checks whose
+    answer no one corrected; 100 before the first check), as the WordPress plugin's settings page draws them."""
+    counts = activity(session, site_id, *stats_window(window))
+    checked = counts["api_calls"]
+    wrong = counts["missed_spam"] + counts["false_positives"]
+    accuracy = round(100 * (checked - wrong) / checked, 2) if checked else 100.0
+    return {name: counts[name] for name in ("spam", "ham", "missed_spam", "false_positives")} | {"accuracy": accuracy}
 
 
 def _int_param(value: str, default: int) -> int:
@@ -481,25 +541,55 @@ def verify_key(path_key: str | None) -> Response:
 
 @_route("/1.1/comment-check", ("POST",))
 def comment_check(path_key: str | None) -> Response:
-    """Check, store (source "akismet") and answer `true`/`false`, with the discard tip and our comment id."""
+    """Check, store (source "akismet") and answer `true`/`false` with the discard tip, our comment id and our
+    decision; a recheck of a comment we stored is answered from its current status instead."""
     params = _params()
     state = _state()
     with state.sessions() as session:
         site, _key, why = _site(session, params, path_key)
         if site is None:
             return _invalid(why)
+        missing = missing_field(params)
+        if missing:
+            return _missing(missing)
         parsed = parse_comment(params)
-        record, verdict = _check_and_store(session, state, site, parsed, parsed.extra)
-        decision = verdict.decision
-        trigger = akismet_trigger(parsed)
-        if trigger is not None:
-            _apply_trigger(session, record, trigger)
-            decision = trigger.decision
-        guid = str(record.id)
-    headers = {"X-akismet-guid": guid}
+        record = _rechecked(session, site, parsed, params)
+        if record is None:
+            record, _verdict = _check_and_store(session, state, site, parsed, parsed.extra)
+            trigger = akismet_trigger(parsed)
+            if trigger is not None:
+                _apply_trigger(session, record, trigger)
+        return _check_answer(record)
+
+
+def missing_field(params: Mapping[str, list[str]]) -> str:
+    """The first of comment-check's required fields that is absent or blank, or "" when all are there."""
+    return next((name for name in REQUIRED_CHECK_FIELDS if not first(params, name).strip()), "")
+
+
+def _missing(name: str) -> Response:
+    message = f"Missing required field: {name}."
+    return _text(message, {"X-akismet-debug-help": message})
+
+
+def _check_answer(record: CommentRecord) -> Response:
+    """comment-check's answer for a stored comment's current status ("deleted" counts as discard)."""
+    decision = Decision.DISCARD if record.status == "deleted" else Decision(record.status)
+    headers = {"X-akismet-guid": str(record.id), DECISION_HEADER: decision.value}
     if decision is Decision.DISCARD:
         headers["X-akismet-pro-tip"] = "discard"
     return _text("false" if decision is Decision.APPROVE else "true", headers)
+
+
+def _rechecked(session: Session, site: Site, parsed: AkismetComment, params: Params) -> CommentRecord | None:
+    """The stored comment a recheck (`recheck_reason` set) asks about again, or None: not a recheck, never
+    stored, or its text changed since (an edited comment is checked afresh)."""
+    if not first(params, "recheck_reason"):
+        return None
+    record = find_submitted(session, site, parsed, first(params, "guid").strip())
+    if record is None or record.content_hash != fingerprint(parsed.comment.content):
+        return None
+    return record
 
 
 def _check_and_store(
@@ -585,6 +675,38 @@ def submit_spam(path_key: str | None) -> Response:
 def submit_ham(path_key: str | None) -> Response:
     """A false positive: label the stored comment ham."""
     return _submit(path_key, Label.HAM)
+
+
+@_route("/1.1/get-subscription", ("GET", "POST"))
+def get_subscription(path_key: str | None) -> Response:
+    """An active subscription without limits for the key's site: the WordPress plugin keeps a key only then."""
+    params = _params()
+    with _state().sessions() as session:
+        # Like verify-key: `key` is the key being entered, api_key the one WordPress stored before.
+        site, _key, why = _site(session, params, path_key, names=("key", "api_key"))
+    return jsonify(SUBSCRIPTION) if site is not None else _invalid(why)
+
+
+@_route("/1.1/get-stats", ("GET", "POST"))
+def get_stats(path_key: str | None) -> Response:
+    """The site's spam, ham, missed spam, false positives and accuracy since `from` (6-months or all)."""
+    params = _params()
+    with _state().sessions() as session:
+        site, _key, why = _site(session, params, path_key, names=("key", "api_key"))
+        if site is None:
+            return _invalid(why)
+        stats = site_stats(session, site.id, first(params, "from"))
+    return jsonify(stats)
+
+
+@_route("/1.1/token", ("GET", "POST"))
+def token(path_key: str | None) -> Response:
+    """An opaque token. Newer WordPress plugins trade the key for one to embed Akismet's own stats pages
+    (tools.akismet.com); nothing here accepts it, so it grants nothing."""
+    params = _params()
+    with _state().sessions() as session:
+        site, _key, why = _site(session, params, path_key)
+    return _text(secrets.token_urlsafe(24)) if site is not None else _invalid(why)
 
 
 def usage_limit(path_key: str | None) -> Response:

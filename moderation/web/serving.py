@@ -38,11 +38,21 @@ def prometheus_dir(instance_path: Path) -> Path:
 # (quiet, 4 runs each): 1 thread 886-973 checks/s, p99 11-20 ms; 4 threads 1,006-1,102/s, p99 17-68 ms
 # (most likely the threads of one process queueing for the GIL). With the disk of an earlier machine
 # (8-10 ms per commit) one thread per worker capped PostgreSQL at 170 checks/s; there threads help.
-def run_gunicorn(host: str, port: int, workers: int, *, threads: int = 1, extra: dict[str, Any] | None = None) -> None:
-    """Serve `create_app()` with gunicorn until stopped: sync workers, or with `threads` > 1 gthread. Blocks."""
-    from gunicorn.app.base import BaseApplication
-
-    options: dict[str, Any] = {
+def gunicorn_options(
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    threads: int = 1,
+    control_socket: str = "",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """gunicorn's settings for `run_gunicorn`: sync workers, or with `threads` > 1 gthread; a control socket
+    only at `control_socket` (empty: none, so servers sharing a machine never share gunicorn's default path)."""
+    control: dict[str, Any] = (
+        {"control_socket": str(Path(control_socket).resolve())} if control_socket else {"control_socket_disable": True}
+    )
+    return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": "sync" if threads == 1 else "gthread",
@@ -52,8 +62,24 @@ def run_gunicorn(host: str, port: int, workers: int, *, threads: int = 1, extra:
         "graceful_timeout": 10,
         "child_exit": _child_exit,
         "logger_class": _redacting_logger(),
+        **control,
         **(extra or {}),
     }
+
+
+def run_gunicorn(
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    threads: int = 1,
+    control_socket: str = "",
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Serve `create_app()` with gunicorn (options from `gunicorn_options`) until stopped. Blocks."""
+    from gunicorn.app.base import BaseApplication
+
+    options = gunicorn_options(host, port, workers, threads=threads, control_socket=control_socket, extra=extra)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

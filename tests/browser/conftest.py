@@ -3,24 +3,10 @@ driven by Playwright, a recorder of dialogs and console errors, screenshots into
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from browser_helpers import ARTIFACTS, CHROMIUM, LiveServer, PageWatch, launch_chromium
 
 
 @pytest.fixture(scope="session")
@@ -31,31 +17,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = launch_chromium(playwright)
         yield launched
         launched.close()
-
-
-class LiveServer:
-    """The app on a real socket: `url`, plus its `app` and `sessions` for seeding and checking the DB."""
-
-    def __init__(self, app):
-        self.app = app
-        self.sessions = app.extensions["moderation"].sessions
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def start(self) -> LiveServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        worker = self.app.extensions.get("review_webhooks")
-        if worker is not None:
-            worker.stop()
-        self.app.extensions["moderation"].engine.dispose()
 
 
 @pytest.fixture
@@ -74,21 +38,6 @@ def live_server(tmp_path):
     server = LiveServer(app).start()
     yield server
     server.stop()
-
-
-class PageWatch:
-    """What the page did that it should not have: dialogs (alert/confirm) and console errors (CSP included)."""
-
-    def __init__(self, page):
-        self.dialogs: list[str] = []
-        self.errors: list[str] = []
-        page.on("dialog", self._dialog)
-        page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-
-    def _dialog(self, dialog) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
 
 
 @pytest.fixture
