@@ -412,7 +412,7 @@ def _scaling_section(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
         "## Growth with corpus size",
         "",
         "Training sets drawn from the deduplicated corpora (≈ 7.5k distinct comments; larger sizes resample",
-        "with replacement, so the vocabulary stops growing). `train_model` only (features, calibration folds,",
+        "with replacement, so the vocabulary stops growing). `fit_model` only (features, calibration folds,",
         "final fit; `moderation train` adds out-of-fold fits to choose thresholds). Load and memory in a fresh",
         "interpreter; latency and batch speed on the same 500 probe comments.",
         "",

@@ -41,7 +41,7 @@ def grow(
     progress: Progress = print,
 ) -> list[dict[str, Any]]:
     """For each size: train the model (and bogofilter), save and reload it, and time scoring `probe` comments."""
-    from moderation.core.classifier import train_model
+    from moderation.core.classifier import fit_model
     from moderation.core.model_store import save_model
 
     from .peers import Bogofilter
@@ -51,7 +51,7 @@ def grow(
         examples = resample(pool, n)
         row: dict[str, Any] = {"n": n}
         started = time.perf_counter()
-        model = train_model(examples, version=f"scale-{n}")
+        model = fit_model(examples, version=f"scale-{n}").model
         row["train_s"] = time.perf_counter() - started
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
             manifest = save_model(Path(scratch), model, data={"n": n}, metrics={})

@@ -150,9 +150,9 @@ def db_session(db_engine):
 @pytest.fixture(scope="session")
 def tiny_model():
     """A SpamModel trained on TINY_CORPUS (once per session)."""
-    from moderation.core.classifier import train_model
+    from moderation.core.classifier import fit_model
 
-    return train_model(list(TINY_CORPUS), version="tiny-1")
+    return fit_model(list(TINY_CORPUS), version="tiny-1").model
 
 
 @pytest.fixture

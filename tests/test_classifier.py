@@ -16,10 +16,10 @@ from moderation.core.classifier import (
     SpamModel,
     _folds,
     example_weights,
+    fit_model,
     platt_scaling,
     source_weights,
     train_baseline,
-    train_model,
 )
 from moderation.core.features import SIGNALS_BEFORE_RECORDED_LAYOUT
 from moderation.core.thresholds import Thresholds
@@ -32,7 +32,7 @@ HAMMY = Comment("Thanks for taking the time to write this, the explanation was c
 @pytest.fixture(scope="module")
 def model():
     """A model trained once on the tiny inline corpus."""
-    return train_model(TINY_CORPUS, version="tiny-1")
+    return fit_model(TINY_CORPUS, version="tiny-1").model
 
 
 def test_scores_are_probabilities_that_separate_obvious_cases(model):
@@ -125,8 +125,8 @@ def test_round_trip_gives_identical_scores(model, tmp_path, dump):
 
 def test_training_is_deterministic(tiny_corpus):
     """Training twice on the same data gives the same scores."""
-    first = train_model(tiny_corpus, version="a").predict_proba([SPAMMY, HAMMY])
-    second = train_model(tiny_corpus, version="b").predict_proba([SPAMMY, HAMMY])
+    first = fit_model(tiny_corpus, version="a").model.predict_proba([SPAMMY, HAMMY])
+    second = fit_model(tiny_corpus, version="b").model.predict_proba([SPAMMY, HAMMY])
     np.testing.assert_array_equal(first, second)
 
 
@@ -134,9 +134,9 @@ def test_training_needs_both_classes(tiny_corpus):
     """Too few examples of a class is a DataError that says what was found."""
     only_spam = [example for example in tiny_corpus if example.label is Label.SPAM]
     with pytest.raises(DataError, match="found 8 spam and 0 ham"):
-        train_model(only_spam)
+        fit_model(only_spam).model
     with pytest.raises(DataError):
-        train_model([])
+        fit_model([]).model
 
 
 def test_source_weights_balance_corpora(tiny_corpus):
@@ -146,7 +146,7 @@ def test_source_weights_balance_corpora(tiny_corpus):
     weights = source_weights(examples)
     assert weights[: len(tiny_corpus)].sum() == pytest.approx(weights[len(tiny_corpus) :].sum())
     assert weights.mean() == pytest.approx(1.0)
-    model = train_model(examples, balance_sources=True)
+    model = fit_model(examples, balance_sources=True).model
     assert model.score(SPAMMY).probability > model.score(HAMMY).probability
 
 
@@ -163,7 +163,7 @@ def test_capped_weights_shrink_only_corpora_above_the_median_size(tiny_corpus):
     np.testing.assert_array_equal(example_weights(examples, "none"), np.ones(len(examples)))
     with pytest.raises(ValueError, match="found 'loud'"):
         example_weights(examples, "loud")
-    assert train_model(examples, version="w").weighting == "capped"
+    assert fit_model(examples, version="w").model.weighting == "capped"
 
 
 def test_calibration_folds_split_a_single_group_corpus_but_not_videos(tiny_corpus):
@@ -230,7 +230,7 @@ def test_beats_baseline_on_an_unseen_video(corpora_dir):
     test = [example for example in examples if example.group == held_out and example.comment.content not in seen]
     y = [example.label is Label.SPAM for example in test]
     comments = [example.comment for example in test]
-    ours = matthews_corrcoef(y, train_model(train).predict_proba(comments) >= 0.5)
+    ours = matthews_corrcoef(y, fit_model(train).model.predict_proba(comments) >= 0.5)
     base = matthews_corrcoef(y, train_baseline(train).predict_proba(comments)[:, 1] >= 0.5)
     assert ours > base
     assert ours > 0.85

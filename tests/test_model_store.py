@@ -12,7 +12,7 @@ from tiny_corpus import TINY_CORPUS
 
 from moderation.comment import Comment
 from moderation.core import model_store
-from moderation.core.classifier import SpamModel, train_model
+from moderation.core.classifier import SpamModel, fit_model
 from moderation.core.thresholds import Thresholds
 from moderation.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 
@@ -30,7 +30,7 @@ class ExplodingModel(SpamModel):
 @pytest.fixture(scope="module")
 def spam_model():
     """A real SpamModel trained on the tiny inline corpus."""
-    return train_model(TINY_CORPUS, version="base", thresholds=Thresholds(hold=0.3, spam=0.7, discard=0.95))
+    return fit_model(TINY_CORPUS, version="base", thresholds=Thresholds(hold=0.3, spam=0.7, discard=0.95)).model
 
 
 def _versioned(model: SpamModel, version: str, cls: type = SpamModel) -> SpamModel:

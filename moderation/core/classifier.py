@@ -1,6 +1,6 @@
 """The spam model: a linear classifier over `CommentFeatures`, Platt-calibrated, with clues.
 
-    train_model(examples)    -> SpamModel   features + logistic regression + calibration
+    fit_model(examples)      -> Fitted      features + logistic regression + calibration (+ out-of-fold log-odds)
     train_baseline(examples) -> Pipeline    plain TF-IDF + logistic regression, for comparison
     SpamModel.score(comment) -> Score       calibrated spam probability and the clues behind it
 
@@ -370,30 +370,6 @@ def example_weights(examples: Sequence[LabelledComment], weighting: str = DEFAUL
     return np.asarray(WEIGHTINGS[weighting](examples), dtype=np.float64) * own
 
 
-def train_model(
-    examples: Sequence[LabelledComment],
-    *,
-    version: str | None = None,
-    thresholds: Thresholds | None = None,
-    random_state: int = 0,
-    c: float = DEFAULT_C,
-    feature_params: dict[str, object] | None = None,
-    balance_sources: bool = False,
-    weighting: str = DEFAULT_WEIGHTING,
-) -> SpamModel:
-    """Train features, classifier and calibration on `examples` and return a SpamModel (see `fit_model`)."""
-    return fit_model(
-        examples,
-        version=version,
-        thresholds=thresholds,
-        random_state=random_state,
-        c=c,
-        feature_params=feature_params,
-        balance_sources=balance_sources,
-        weighting=weighting,
-    ).model
-
-
 @dataclass(frozen=True)
 class Fitted:
     """A trained model and the out-of-fold log-odds its calibration was fitted on (one per example)."""
@@ -493,4 +469,4 @@ def train_baseline(examples: Sequence[LabelledComment]) -> Pipeline:
     return pipeline.fit([example.comment for example in examples], y)
 
 
-__all__ = ["SpamModel", "Thresholds", "comment_contents", "example_weights", "train_baseline", "train_model"]
+__all__ = ["SpamModel", "Thresholds", "comment_contents", "example_weights", "fit_model", "train_baseline"]
