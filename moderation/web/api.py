@@ -51,8 +51,9 @@ SITE_CACHE_SECONDS = 5.0
 MAX_ID = 2**63 - 1
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:(?P<second>\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})?$")
-# A JSON escape of a UTF-16 surrogate (\ud800-\udfff), paired or not.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# What decodes to a UTF-16 surrogate: a JSON escape (\ud800-\udfff, paired or not), or the three UTF-8-shaped
+# bytes ED A0..BF xx, which UTF-8 forbids but Python's JSON decoder reads with `surrogatepass`.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 STATUS_CODES = {
     400: "bad_request",
@@ -175,8 +176,8 @@ def json_body() -> Any:
     try:
         data = _decode_json(raw)
         # "\ud800" is a valid JSON escape but not Unicode: no database can store it (a 500 before this check).
-        # Only a surrogate escape in the text can produce one, so most bodies skip the re-encoding.
-        if _SURROGATE_ESCAPE.search(raw) or b"\x00" in raw[:4]:  # NULs up front: UTF-16/32, escapes unseen
+        # Only a surrogate escape or surrogate bytes can produce one, so most bodies skip the re-encoding.
+        if _SURROGATE.search(raw) or b"\x00" in raw[:4]:  # NULs up front: UTF-16/32, escapes unseen
             json.dumps(data, ensure_ascii=False).encode("utf-8")
     except RecursionError as exc:  # "[[[[..." within MAX_CONTENT_LENGTH exhausts the decoder's stack
         raise ApiError(400, "JSON body nested too deeply") from exc

@@ -83,7 +83,7 @@ def admin_required(view: F) -> F:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """`target` when it is a path inside this app, else `default` (no open redirects)."""
+    """`target` when it is a path inside this app without control characters, else `default` (no open redirects)."""
     if not target:
         return default
     try:
@@ -91,6 +91,9 @@ def safe_next(target: str | None, default: str) -> str:
     except ValueError:  # e.g. "/[" reads as a broken IPv6 host: not a path of ours either
         return default
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    # CR/LF would split the Location header (werkzeug refuses it: a 500, after a decide form had committed).
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
         return default
     return target
 

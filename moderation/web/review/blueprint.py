@@ -98,6 +98,12 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+@bp.errorhandler(400)
+def _bad_request(error: Exception) -> tuple[str, int]:
+    message = getattr(error, "description", "") or "The request could not be understood."
+    return render_template("review/error.html", title="Bad request", message=message), 400
+
+
 @bp.errorhandler(403)
 def _forbidden(_error: Exception) -> tuple[str, int]:
     return render_template("review/error.html", title="Not allowed", message="This page is for admins."), 403
