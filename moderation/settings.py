@@ -29,6 +29,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ENV", "development", "`production` refuses to start with the default secret key."),
     Setting("SECRET_KEY", DEFAULT_SECRET_KEY, "Signs admin sessions and CSRF tokens. Set a long random value."),
     Setting(
+        "SESSION_HOURS",
+        12,
+        "How long a review-UI login lasts, from signing in; signing out ends it at once, on every copy of the cookie.",
+        int,
+    ),
+    Setting(
         "DATABASE_URL",
         "",
         "SQLAlchemy URL. Empty: SQLite (WAL) at `<INSTANCE_PATH>/moderation.sqlite3`. "

@@ -279,6 +279,59 @@ def test_logout_needs_post_and_ends_session(admin):
     assert admin.get("/review/").status_code == 302
 
 
+def test_logout_ends_every_copy_of_the_session_cookie(app, admin, sessions):
+    """A cookie copied before logout opens nothing afterwards and cannot act: the login ended server-side."""
+    site_id, _ = add_site(sessions)
+    comment_id = add_comment(sessions, site_id, "waiting for a moderator")
+    token = _token(admin)
+    stolen = admin.get_cookie("session").value
+    admin.post("/review/logout", data={"csrf_token": token})
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/review/").status_code == 302
+    thief.set_cookie("session", stolen)  # the copy, as it was, not the cleared cookie the server sent back
+    decided = thief.post(f"/review/comments/{comment_id}/decide", data={"action": "spam", "csrf_token": token})
+    assert decided.status_code == 302 and "/review/login" in decided.headers["Location"]
+    with sessions() as session:
+        assert session.get(CommentRecord, comment_id).status == "hold"
+
+
+def test_session_lasts_session_hours_in_the_cookie_and_on_the_server(db_url, tmp_path):
+    """With MODERATION_SESSION_HOURS=2 the cookie expires in 2 hours (not Flask's 31 days) and so does the login."""
+    from datetime import UTC, datetime, timedelta
+    from email.utils import parsedate_to_datetime
+
+    from moderation.store.schema import ReviewSession
+    from moderation.web.app import create_app
+
+    app = create_app({"SESSION_HOURS": 2, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "TESTING": True})
+    try:
+        sessions = app.extensions["moderation"].sessions
+        add_user(sessions)
+        client = app.test_client()
+        response = login(client)
+        expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", response.headers["Set-Cookie"]).group(1))
+        assert abs(expires - (datetime.now(UTC) + timedelta(hours=2))) < timedelta(minutes=5)
+        assert client.get("/review/").status_code == 200
+        with sessions() as session:  # two hours later, as the server sees it
+            for row in session.query(ReviewSession):
+                row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+            session.commit()
+        assert client.get("/review/").status_code == 302
+    finally:
+        app.extensions["moderation"].engine.dispose()
+
+
+def test_a_new_password_ends_the_users_sessions(admin, sessions):
+    """`moderation users passwd` (set_password) logs the user out everywhere."""
+    from moderation.store.users import set_password
+
+    assert admin.get("/review/").status_code == 200
+    with sessions() as session:
+        set_password(session, "alice", "a brand new password")
+    assert admin.get("/review/").status_code == 302
+
+
 def test_open_redirect_is_refused(client, sessions):
     """A login `next` pointing elsewhere lands on the queue instead."""
     add_user(sessions)

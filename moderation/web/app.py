@@ -9,6 +9,7 @@ newest migration, and registers the blueprints. Everything a view needs hangs of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,9 @@ def load_settings(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
             "MODERATION_SECRET_KEY: production (MODERATION_ENV=production) needs a secret key of its own, "
             f"found {found}; set a long random one"
         )
+    if values["SESSION_HOURS"] < 1:
+        hours = values["SESSION_HOURS"]
+        raise ConfigError(f"MODERATION_SESSION_HOURS: expected a whole number of hours, 1 or more, found {hours}")
     return values
 
 
@@ -79,6 +83,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=values["SECRET_KEY"],
         MAX_CONTENT_LENGTH=values["MAX_CONTENT_LENGTH"],
+        # Flask presets this key (31 days), so it is set here, never defaulted: the cookie's own expiry.
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=values["SESSION_HOURS"]),
         RATELIMIT_STORAGE_URI=values["RATELIMIT_STORAGE_URL"],
     )
     app.config.update({k: v for k, v in (test_config or {}).items() if k.isupper()})

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, current_app, g, render_template, request
@@ -48,7 +47,6 @@ def _init_app(state: BlueprintSetupState) -> None:
     settings: dict[str, Any] = getattr(state_obj, "settings", {}) or {}
     if settings.get("ENV") == "production":
         app.config["SESSION_COOKIE_SECURE"] = True
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
     csrf.init_app(app)
 
 
