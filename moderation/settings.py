@@ -23,6 +23,7 @@ class Setting:
     default: Any
     help: str
     type: type = str
+    formerly: str = ""  # an older name still read when this one is not set
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -49,9 +50,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "RATELIMIT_STORAGE_URL",
         "memory://",
-        "Flask-Limiter storage. Use `redis://127.0.0.1:6379` when several workers run.",
+        "Where rate-limit counters live: `memory://` (each worker its own) or `redis://127.0.0.1:6379` (shared).",
     ),
-    Setting("RATELIMIT_CHECK", "120/minute", "Comment-check rate limit, per API key and per client IP; empty: off."),
+    Setting(
+        "RATELIMIT_SITE",
+        "1200/minute",
+        "Requests that write (checks, feedback, Akismet comment-check and submit-spam/ham) one site may make, "
+        "counted per site after authentication; a site's own `rate_limit` setting overrides it; empty: no limit.",
+        formerly="RATELIMIT_CHECK",
+    ),
+    Setting(
+        "RATELIMIT_FAILED_AUTH",
+        "30/minute",
+        "Failed authentications (API and Akismet) one client address may make; past it the address gets 429 "
+        "for every request until the window has room again; empty: no limit.",
+    ),
     Setting("MODEL_RELOAD_SECONDS", 10, "How often a worker looks for a newly promoted model.", int),
     Setting("WORKERS", 2, "Gunicorn worker processes started by `moderation serve`.", int),
     Setting(
@@ -109,6 +122,8 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = env.get(f"MODERATION_{setting.name}")
+        if raw is None and setting.formerly:
+            raw = env.get(f"MODERATION_{setting.formerly}")
         values[setting.name] = setting.default if raw is None else _coerce(setting, raw)
     return values
 

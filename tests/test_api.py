@@ -214,14 +214,16 @@ def test_signed_body_authenticates_without_a_key(app, client, site_key):
 
 
 def test_rate_limit_answers_429(db_url, tmp_path):
-    """Past MODERATION_RATELIMIT_CHECK a key gets 429 in the error shape."""
-    application = create_app({"DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "RATELIMIT_CHECK": "2/minute"})
+    """Past MODERATION_RATELIMIT_SITE a site gets 429 in the error shape, with Retry-After."""
+    application = create_app({"DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "RATELIMIT_SITE": "2/minute"})
     with application.extensions["moderation"].sessions() as session:
         _, key = create_site(session, "Blog")
     client = application.test_client()
     for _ in range(2):
         assert client.post("/api/v1/comments/check", json=HAM, headers=auth(key)).status_code == 200
-    assert_error(client.post("/api/v1/comments/check", json=HAM, headers=auth(key)), 429, "rate_limited")
+    limited = client.post("/api/v1/comments/check", json=HAM, headers=auth(key))
+    assert_error(limited, 429, "rate_limited")
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
     application.extensions["moderation"].engine.dispose()
 
 

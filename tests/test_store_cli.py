@@ -50,6 +50,16 @@ def test_sites_add_list_set_revoke(run, db_url):
     assert missing.exit_code != 0 and "no site with id 42" in missing.output
 
 
+def test_sites_set_rate_limit_is_checked_before_it_is_stored(run):
+    """`sites set N rate_limit` stores a readable rate and refuses anything else with one line."""
+    run("sites", "add", "News")
+    stored = json.loads(run("sites", "set", "1", "rate_limit", "6000/minute").output)
+    assert stored == {"rate_limit": "6000/minute"}
+    bad = run("sites", "set", "1", "rate_limit", "lots")
+    assert bad.exit_code != 0 and "expected a rate like 1200/minute" in bad.output and "Traceback" not in bad.output
+    assert json.loads(run("sites", "set", "1", "rate_limit", '""').output) == {"rate_limit": ""}
+
+
 def test_purge_and_export(run, db_url):
     """purge --older-than blanks old personal data; export --site writes that site's JSON lines."""
     run("sites", "add", "Blog")
