@@ -65,6 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Failed authentications (API and Akismet) one client address may make; past it the address gets 429 "
         "for every request until the window has room again; empty: no limit.",
     ),
+    Setting(
+        "CALLBACK_ALLOW_PRIVATE",
+        False,
+        "Let site callbacks reach loopback, private and link-local addresses (local development only).",
+        bool,
+    ),
     Setting("MODEL_RELOAD_SECONDS", 10, "How often a worker looks for a newly promoted model.", int),
     Setting("WORKERS", 2, "Gunicorn worker processes started by `moderation serve`.", int),
     Setting(

@@ -242,7 +242,7 @@ def test_admin_edits_site_settings_in_policy_shape(admin, sessions):
         "honeypot": "on",
         "blocklist": "casino\nbit.ly\n\n",
         "allowlist": "friend@example.org",
-        "callback_url": "https://blog.example/cb",
+        "callback_url": "https://93.184.215.14/cb",  # public, and resolved without a network
     }
     assert admin.post(f"/review/sites/{site_id}", data=form).status_code == 302
     with sessions() as session:
@@ -251,12 +251,48 @@ def test_admin_edits_site_settings_in_policy_shape(admin, sessions):
         assert (policy.hold, policy.spam, policy.discard) == (0.3, 0.8, None)
         assert policy.blocklist == ("casino", "bit.ly") and policy.allowlist == ("friend@example.org",)
         assert policy.max_links == 3 and policy.min_seconds_to_submit == 2.5
-        assert site.callback_url == "https://blog.example/cb" and len(site.callback_secret) == 64
+        assert site.callback_url == "https://93.184.215.14/cb" and len(site.callback_secret) == 64
     bad = dict(form, hold="0.9", spam="0.2", callback_url="ftp://x")
     response = admin.post(f"/review/sites/{site_id}", data=bad)
     assert response.status_code == 400
     text = response.get_data(as_text=True)
     assert "callback URL: expected an http" in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://0.0.0.0:8080/", "http://2130706433/",
+     "http://127.1/", "http://localhost/", "https://user:secret@93.184.215.14/cb"],
+)  # fmt: skip
+def test_admin_cannot_save_a_callback_url_inside_the_network(admin, sessions, url):
+    """Internal addresses in any spelling, names resolving inside, and URLs with credentials are refused on save."""
+    site_id, _ = add_site(sessions)
+    form = {"csrf_token": _token(admin, f"/review/sites/{site_id}"), "callback_url": url, "max_links": "2"}
+    response = admin.post(f"/review/sites/{site_id}", data=form)
+    assert response.status_code == 400 and "Nothing was saved" in response.get_data(as_text=True)
+    with sessions() as session:
+        assert session.get(Site, site_id).callback_url == ""
+
+
+def test_callback_allow_private_lets_an_admin_save_a_local_url(db_url, tmp_path):
+    """With MODERATION_CALLBACK_ALLOW_PRIVATE (local development) a loopback callback URL is saved."""
+    from moderation.web.app import create_app
+
+    app = create_app(
+        {"CALLBACK_ALLOW_PRIVATE": True, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "TESTING": True}
+    )
+    try:
+        sessions = app.extensions["moderation"].sessions
+        add_user(sessions)
+        site_id, _ = add_site(sessions)
+        client = app.test_client()
+        login(client)
+        form = {"csrf_token": _token(client, f"/review/sites/{site_id}"), "callback_url": "http://127.0.0.1:9000/cb"}
+        assert client.post(f"/review/sites/{site_id}", data=form).status_code == 302
+        with sessions() as session:
+            assert session.get(Site, site_id).callback_url == "http://127.0.0.1:9000/cb"
+    finally:
+        app.extensions["moderation"].engine.dispose()
 
 
 def test_stats_page_draws_svg_charts(admin, sessions):

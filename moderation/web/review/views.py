@@ -30,7 +30,8 @@ def _worker() -> webhooks.DeliveryWorker | None:
         return None
     worker: webhooks.DeliveryWorker | None = current_app.extensions.get("review_webhooks")
     if worker is None:
-        worker = webhooks.DeliveryWorker(current_app.extensions["moderation"].sessions)
+        state = current_app.extensions["moderation"]
+        worker = webhooks.DeliveryWorker(state.sessions, allow_private=state.settings["CALLBACK_ALLOW_PRIVATE"])
         current_app.extensions["review_webhooks"] = worker
     return worker
 
