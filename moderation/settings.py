@@ -66,6 +66,11 @@ SETTINGS: tuple[Setting, ...] = (
         "for every request until the window has room again; empty: no limit.",
     ),
     Setting(
+        "METRICS_TOKEN",
+        "",
+        "When set, /metrics answers only `Authorization: Bearer <this token>`; empty: /metrics is public.",
+    ),
+    Setting(
         "CALLBACK_ALLOW_PRIVATE",
         False,
         "Let site callbacks reach loopback, private and link-local addresses (local development only).",

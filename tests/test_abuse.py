@@ -241,6 +241,10 @@ def test_login_lockout_and_secrets_never_logged_over_http(db_url, tmp_path):
         assert httpx.post(f"{server.base}/1.1/comment-check", data=form).status_code == 200
         assert httpx.post(f"{server.base}/k/{key}/1.1/verify-key", data={}).text == "valid"
         assert httpx.post(f"{server.base}/1.1/verify-key?key={key}", data={}).text == "valid"
+        # percent-encoded spellings the server decodes and accepts: the log must hide them too
+        for encoded in (f"?%6Bey={key}", f"?api%5Fkey={key}", f"/%6B/{key}"):
+            encoded = f"/1.1/verify-key{encoded}" if encoded.startswith("?") else f"{encoded}/1.1/verify-key"
+            assert httpx.post(f"{server.base}{encoded}", data={}).text == "valid", encoded
         with httpx.Client(base_url=server.base) as browser:
             for attempt in range(5):
                 assert _login(browser, "alice", f"wrong password {attempt}").status_code == 401
@@ -253,6 +257,22 @@ def test_login_lockout_and_secrets_never_logged_over_http(db_url, tmp_path):
     assert "POST /api/v1/comments/check" in log  # the access log is on and we read it
     for secret in (key, PASSWORD, "wrong password 0"):
         assert secret not in log, f"{secret!r} appears in the server output"
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["POST /k/{k}/1.1/verify-key HTTP/1.1", "POST /%6B/{k}/1.1/comment-check HTTP/1.1",
+     "POST /k%2F{k}/1.1/verify-key HTTP/1.1", "POST /1.1/verify-key?%6Bey={k} HTTP/1.1",
+     "POST /1.1/comment-check?blog=x&api%5Fkey={k} HTTP/1.1", "GET /1.2/usage-limit?%61%70%69%5f%6b%65%79={k}&a=1",
+     "key={k}&blog=x", "https://rest.example/k/{k}/1.1/test"],
+)  # fmt: skip
+def test_access_log_lines_hide_keys_in_every_spelling(line):
+    """The access log's request line, path, query and referer hide a key however its name or slash is encoded."""
+    from moderation.web.serving import redact_url
+
+    key = "abcdef123456"
+    redacted = redact_url(line.format(k=key)) if not line.startswith("key=") else redact_url("?" + line.format(k=key))
+    assert key not in redacted and "***" in redacted
 
 
 def test_secrets_never_reach_python_logging(db_url, tmp_path, caplog):

@@ -258,6 +258,20 @@ def test_health_metrics_and_openapi(client, site_key):
     )
 
 
+def test_metrics_token_restricts_metrics(db_url, tmp_path):
+    """With MODERATION_METRICS_TOKEN, /metrics needs it as a Bearer credential (401 in the error shape otherwise)."""
+    application = create_app({"DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "METRICS_TOKEN": "scrape-me-7"})
+    client = application.test_client()
+    try:
+        assert_error(client.get("/metrics"), 401, "unauthorized")
+        assert_error(client.get("/metrics", headers={"Authorization": "Bearer wrong"}), 401)
+        allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-7"})
+        assert allowed.status_code == 200 and "moderation_http_request" in allowed.get_data(as_text=True)
+        assert client.get("/healthz").status_code == 200  # health stays public
+    finally:
+        application.extensions["moderation"].engine.dispose()
+
+
 def test_root_redirects_to_the_review_queue(client):
     """Opening the server's address leads a person to the review queue."""
     response = client.get("/")

@@ -1,6 +1,7 @@
 """The review UI through Flask's test client on a real database: login, CSRF, queue, actions, undo, sites, stats."""
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 from review_helpers import PASSWORD, add_comment, add_site, add_user, csrf_from, login
@@ -146,7 +147,7 @@ def test_item_is_inert_and_highlighted(admin, sessions):
     assert "<script>alert" not in html and "<img src=x" not in html and "<b>cheap" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<mark>cheap</mark>" in html and "<mark>pills</mark>" in html
-    assert '<span class="host">pills.example</span>' in html
+    assert '<bdi class="host">pills.example</bdi>' in html
     assert 'href="http://pills.example/x" rel="noopener noreferrer nofollow"' in html  # only inside "open a link"
 
 
@@ -423,3 +424,84 @@ def test_comment_checked_through_the_api_waits_in_the_queue(client, sessions, si
     assert f'id="c-{comment_id}"' in html
     assert "First time here, &lt;i&gt;hello&lt;/i&gt; everyone" in html
     assert "no model loaded" in html
+
+
+# --- Right-to-left overrides and other bidi controls stay inside what they came in -------------------------
+
+RLO = "\u202e"
+
+
+class _IsolationCheck(HTMLParser):
+    """Finds text holding `marker` that no <bdi> or dir-carrying element (other than the page's own) isolates."""
+
+    VOID = frozenset(("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track"))
+
+    def __init__(self, marker: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.marker = marker
+        self.stack: list[tuple[str, bool]] = []  # (tag, isolates)
+        self.unisolated: list[str] = []
+        self.seen = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            isolates = tag == "bdi" or ("dir" in dict(attrs) and tag not in ("html", "body", "main"))
+            self.stack.append((tag, isolates))
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data):
+        if self.marker in data:
+            self.seen += 1
+            inside = [tag for tag, _ in self.stack]
+            if inside and inside[-1] == "title":  # the window's title is no line of the page
+                return
+            if not any(isolates for _, isolates in self.stack):
+                self.unisolated.append(f"{'>'.join(inside[-4:])}: {data.strip()[:60]!r}")
+
+
+def _hostile(tag: str) -> str:
+    return f"{RLO}evil-{tag}"
+
+
+def test_every_user_supplied_string_is_isolated_from_the_text_around_it(app, sessions):
+    """A right-to-left override in any commenter-, site- or admin-supplied string (names, email, URLs, content,
+    user agent, reasons, audit actors, site names, callback errors) is wrapped in <bdi> or an element with dir=,
+    so it cannot reverse the rest of the line, on the queue, search, item, deliveries, sites and site pages."""
+    from moderation.store.schema import AuditEvent, WebhookDelivery
+
+    add_user(sessions, _hostile("user"), "admin")
+    site_id, _ = add_site(sessions, _hostile("site"), callback_url=f"https://93.184.215.14/{_hostile('callback')}")
+    fields = {
+        "author_email": _hostile("email"), "author_url": f"http://x.example/{_hostile('url')}",
+        "user_ip": "192.0.2.1", "user_agent": _hostile("agent"), "permalink": f"https://b.example/{_hostile('perma')}",
+        "referrer": f"https://r.example/{_hostile('ref')}", "comment_type": _hostile("type"),
+        "language": _hostile("lang"),
+    }  # fmt: skip
+    content = f"see <a href='http://l.example/{_hostile('href')}'>{_hostile('anchor')}</a> {_hostile('content')}"
+    comment_id = add_comment(
+        sessions, site_id, content, author_name=_hostile("author"),
+        reasons=[f"word '{_hostile('reason')}'"], **fields,
+    )  # fmt: skip
+    with sessions() as session:
+        session.get(Site, site_id).url = f"https://s.example/{_hostile('siteurl')}"
+        session.add(AuditEvent(actor=f"site:{site_id}/{_hostile('reporter')}", action="label", comment_id=comment_id,
+                               detail={"label": "spam"}))  # fmt: skip
+        session.add(WebhookDelivery(site_id=site_id, comment_id=comment_id, url="https://93.184.215.14/",
+                                    payload={"status": "spam"}, status="failed", attempts=10,
+                                    last_error=f"ConnectError: {_hostile('error')}"))  # fmt: skip
+        session.commit()
+    client = app.test_client()
+    assert login(client, _hostile("user")).status_code == 302
+    pages = ["/review/", f"/review/search?q={RLO}evil", f"/review/comments/{comment_id}", "/review/deliveries",
+             "/review/sites", f"/review/sites/{site_id}"]  # fmt: skip
+    seen = 0
+    for page in pages:
+        check = _IsolationCheck("evil-")
+        check.feed(client.get(page).get_data(as_text=True))
+        assert check.unisolated == [], (page, check.unisolated)
+        seen += check.seen
+    assert seen > 40  # the strings were on the pages: the check looked at something

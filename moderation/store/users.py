@@ -3,8 +3,10 @@
 Passwords are hashed with argon2id (argon2-cffi's defaults follow RFC 9106's second recommended
 profile). A login that fails `MAX_FAILED_LOGINS` times in a row locks the account for
 `LOCKOUT_MINUTES`; every further failure while locked is refused without checking the password, so a
-guesser gets a handful of tries per quarter hour instead of thousands. Unknown names cost one hash
-verification too, so response time does not reveal which names exist.
+guesser gets a handful of tries per quarter hour instead of thousands. Every failed login costs the same
+work, so response time does not reveal which names exist: one hash verification (an over-long password
+is cut to MAX_PASSWORD_LENGTH and verified, then refused) and one committed audit event (an unknown
+name's failure is recorded too).
 
 A login is a `ReviewSession` row: the browser keeps a random token, the row its SHA-256 and an expiry.
 Logging out deletes the row, so a copy of the cookie taken before stops working; a new password
@@ -47,13 +49,14 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str, password: str) -> bool:
-    """True when `password` matches `password_hash`; False for a wrong password or a malformed hash."""
-    if len(password) > MAX_PASSWORD_LENGTH:
-        return False
+    """True when `password` matches `password_hash`; False for a wrong password, a malformed hash, or a password
+    over MAX_PASSWORD_LENGTH (which still costs one verification, of its first MAX_PASSWORD_LENGTH characters)."""
+    too_long = len(password) > MAX_PASSWORD_LENGTH
     try:
-        return _hasher.verify(password_hash, password)
+        matches = _hasher.verify(password_hash, password[:MAX_PASSWORD_LENGTH])
     except (VerificationError, InvalidHashError):
         return False
+    return matches and not too_long
 
 
 def check_new_password(password: str) -> None:
@@ -123,6 +126,9 @@ def authenticate(session: Session, username: str, password: str, *, now: datetim
     user = get_user(session, username)
     if user is None:
         verify_password(_dummy_hash(), password)
+        # Recorded like a known name's failure (one commit either way), and worth knowing about besides.
+        session.add(AuditEvent(actor=username.strip()[:200], action="login.failed", detail={"unknown_user": True}))
+        session.commit()
         raise LoginError("unknown user name or wrong password")
     locked_until = _aware(user.locked_until)
     if locked_until is not None and locked_until > now:

@@ -429,9 +429,26 @@ def readyz() -> Response:
 
 @ops.get("/metrics")
 def prometheus() -> Response:
-    """Prometheus metrics."""
+    """Prometheus metrics; with MODERATION_METRICS_TOKEN set, only for `Authorization: Bearer <that token>`."""
+    token = str(_state().settings["METRICS_TOKEN"])
+    if token:
+        _require_metrics_token(token)
     body, content_type = metrics.render()
     return Response(body, content_type=content_type)
+
+
+def _require_metrics_token(token: str) -> None:
+    """ApiError 401 unless the request carries `token` as a Bearer credential (failures count per address)."""
+    limits = _state().limits
+    address = request.remote_addr or ""
+    refusal = limits.refused(address)
+    if refusal is not None:
+        raise _rate_limited(refusal, "too many failed authentications from this address")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "replace"), token.encode()):
+        limits.failed(address)
+        message = "expected 'Authorization: Bearer <MODERATION_METRICS_TOKEN>'"
+        raise ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 # --- wiring --------------------------------------------------------------------------------------------

@@ -66,12 +66,30 @@ def run_gunicorn(host: str, port: int, workers: int, *, threads: int = 1, extra:
     Server().run()
 
 
+def _spelled(text: str) -> str:
+    """A pattern matching `text` with any of its characters percent-encoded, in either case."""
+
+    def one(char: str) -> str:
+        forms = {re.escape(char.lower()), re.escape(char.upper())}
+        forms |= {f"%{ord(c):02x}" for c in (char.lower(), char.upper())}
+        forms |= {f"%{ord(c):02X}" for c in (char.lower(), char.upper())}
+        return "(?:" + "|".join(sorted(forms)) + ")"
+
+    return "".join(one(char) for char in text)
+
+
 # Akismet clients may carry the API key in the URL (/k/<key>/..., ?key=, ?api_key=): access logs keep "***".
-_KEY_IN_URL = re.compile(r"(/k/)[^/?\s]{1,256}|([?&](?:api_)?key=)[^&\s]{0,256}")
+# The server decodes percent-escapes before routing and parsing (`/%6B/KEY/`, `?%6Bey=`, `?api%5Fkey=`,
+# `/k%2FKEY/` all carry a key), so the log's raw text is matched in every such spelling.
+_SLASH = f"(?:/|{_spelled('/')})"
+_KEY_IN_URL = re.compile(
+    rf"({_SLASH}{_spelled('k')}{_SLASH})(?:(?!{_SLASH})[^?\s]){{1,256}}"
+    rf"|([?&](?:{_spelled('api_')})?{_spelled('key')}=)[^&\s]{{0,256}}"
+)
 
 
 def redact_url(text: str) -> str:
-    """`text` (a request line, path or query string) with any API key in it replaced by "***"."""
+    """`text` (a request line, path, query string or URL) with any API key in it replaced by "***"."""
     return _KEY_IN_URL.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
 
 
