@@ -282,6 +282,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="MODERATION_THREADS (default: the setting's default)")
     parser.add_argument("--rate", type=float, default=400.0, help="open-loop rate in checks/s")
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args()
@@ -296,7 +297,8 @@ def main() -> None:
         database_url = f"sqlite:///{tmp / 'moderation.sqlite3'}"
     key = new_site_key(database_url)
     # Without --model-dir the server trains one on the starter corpus before it is ready.
-    env = service_env(tmp, database_url, args.model_dir or tmp / "models", TRAIN_ON_START="true")
+    overrides = {"TRAIN_ON_START": "true"} | ({"THREADS": str(args.threads)} if args.threads else {})
+    env = service_env(tmp, database_url, args.model_dir or tmp / "models", **overrides)
     try:
         with serve(env, tmp / "server.log", workers=args.workers, ready_timeout=300, ready_path="/readyz") as server:
             report = measure(server, key, tool, args, tmp, database_url)
@@ -361,6 +363,7 @@ def measure(
     return {
         "database": args.database,
         "workers": args.workers,
+        "threads": int(re.search(r"(\d+) thread\(s\) each", server.log()).group(1)),  # type: ignore[union-attr]
         "connections": args.connections,
         "tool": tool,
         "model": model,

@@ -80,9 +80,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKERS", 2, "Gunicorn worker processes started by `moderation serve`.", int),
     Setting(
         "THREADS",
-        1,
-        "Threads per worker (more than 1: gunicorn's gthread worker). Raise it when checks wait on the "
-        "database (slow disk, remote PostgreSQL), not for CPU.",
+        64,
+        "Threads per worker of gunicorn's gthread worker: how many slow or waiting requests one worker serves "
+        "at once (a client trickling its request holds a thread). 1: gunicorn's sync worker, behind a buffering "
+        "proxy only.",
         int,
     ),
     Setting("TRAIN_ON_START", True, "Train a model on first `moderation serve` when MODEL_DIR has none.", bool),

@@ -45,7 +45,7 @@ def _session() -> Iterator[Session]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [MODERATION_WORKERS].")
-@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Threads per worker [MODERATION_THREADS].")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Threads per worker [MODERATION_THREADS].")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log each request to stdout.")
 def serve(host: str, port: int, workers: int | None, threads: int | None, access_log: bool) -> None:
     """Run the service with gunicorn: migrate the database, train a model if there is none, serve."""

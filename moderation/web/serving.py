@@ -33,13 +33,22 @@ def prometheus_dir(instance_path: Path) -> Path:
     return folder
 
 
-# Threads per worker (MODERATION_THREADS, default 1: gunicorn's sync worker). Threads share one GIL, so
-# they only pay when a check waits: bench_http, 2 workers, wrk c=8, PostgreSQL on this machine's disk
-# (quiet, 4 runs each): 1 thread 886-973 checks/s, p99 11-20 ms; 4 threads 1,006-1,102/s, p99 17-68 ms
-# (most likely the threads of one process queueing for the GIL). With the disk of an earlier machine
-# (8-10 ms per commit) one thread per worker capped PostgreSQL at 170 checks/s; there threads help.
-def run_gunicorn(host: str, port: int, workers: int, *, threads: int = 1, extra: dict[str, Any] | None = None) -> None:
-    """Serve `create_app()` with gunicorn until stopped: sync workers, or with `threads` > 1 gthread. Blocks."""
+# Threads per worker (MODERATION_THREADS, default 64: gunicorn's gthread worker). A connection holds a
+# thread only while its request is being read and answered (gthread parks idle and silent connections on
+# its poller), so a client trickling a request's bytes holds one thread for as long as it likes; a sync
+# worker is one such thread, and two slow clients took the default two-worker server offline. With 64 a
+# worker keeps answering with 50 of them open on it alone (docs/experiments.md: gthread with 64 threads
+# against slow clients). Threads beyond those busy with requests are never started, and the GIL lets one
+# run at a time; 1 thread means the sync worker, for a server behind a buffering proxy.
+DEFAULT_THREADS = 64
+# Seconds a kept-alive connection, or one that has sent nothing yet, may stay idle on gthread's poller.
+KEEPALIVE_SECONDS = 5
+
+
+def run_gunicorn(
+    host: str, port: int, workers: int, *, threads: int = DEFAULT_THREADS, extra: dict[str, Any] | None = None
+) -> None:
+    """Serve `create_app()` with gunicorn until stopped: gthread workers, or with `threads` == 1 sync. Blocks."""
     from gunicorn.app.base import BaseApplication
 
     options: dict[str, Any] = {
@@ -47,6 +56,7 @@ def run_gunicorn(host: str, port: int, workers: int, *, threads: int = 1, extra:
         "workers": workers,
         "worker_class": "sync" if threads == 1 else "gthread",
         "threads": threads,
+        "keepalive": KEEPALIVE_SECONDS,
         "accesslog": "-",
         "timeout": 30,
         "graceful_timeout": 10,
