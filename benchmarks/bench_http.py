@@ -11,7 +11,10 @@ corpus (or --model-dir), then measures in the same run:
    GET /healthz (the trivial endpoint) and POST /api/v1/comments/check with varied comments, reporting
    requests/s, p50/p99 latency and the check/healthz throughput ratio (PostgreSQL is ANALYZEd after the
    warm-up, see refresh_statistics);
-2. open loop at a fixed --rate (default 400 checks/s) from 8 Python threads, latency measured from each
+2. the same closed loop with a "same comment flood": one text from one author, email and address, again
+   and again (a spam burst; the duplicate and flood rules see a run that grows through the phase), beside
+   the varied checks, with the flood/varied throughput ratio (a burst must not be dearer than normal traffic);
+3. open loop at a fixed --rate (default 400 checks/s) from 8 Python threads, latency measured from each
    request's scheduled send time (so a stall counts against us: no coordinated omission), p50/p99.
 
 Note: at concurrency 8, closed-loop latency is 8 / throughput on average (Little's law), so the closed
@@ -95,6 +98,20 @@ def bodies(count: int = 64, first: int = 0) -> list[str]:
             )
         )
     return out
+
+
+def flood_body() -> str:
+    """One spam comment posted again and again by one author from one address (the "same comment flood")."""
+    return json.dumps(
+        {
+            "content": "Earn $5000 a week from home, contact my account manager on WhatsApp +1 555 0100",
+            "author_name": "Jenny Profit",
+            "author_email": "jenny.profit@mail.example",
+            "user_ip": "203.0.113.66",
+            "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
+            "permalink": "https://blog.example/post/1",
+        }
+    )
 
 
 WRK_LUA = """
@@ -265,6 +282,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="MODERATION_THREADS (default: the setting's default)")
     parser.add_argument("--rate", type=float, default=400.0, help="open-loop rate in checks/s")
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args()
@@ -279,7 +297,8 @@ def main() -> None:
         database_url = f"sqlite:///{tmp / 'moderation.sqlite3'}"
     key = new_site_key(database_url)
     # Without --model-dir the server trains one on the starter corpus before it is ready.
-    env = service_env(tmp, database_url, args.model_dir or tmp / "models", TRAIN_ON_START="true")
+    overrides = {"TRAIN_ON_START": "true"} | ({"THREADS": str(args.threads)} if args.threads else {})
+    env = service_env(tmp, database_url, args.model_dir or tmp / "models", **overrides)
     try:
         with serve(env, tmp / "server.log", workers=args.workers, ready_timeout=300, ready_path="/readyz") as server:
             report = measure(server, key, tool, args, tmp, database_url)
@@ -314,7 +333,7 @@ def refresh_statistics(database_url: str) -> None:
 def measure(
     server: Server, key: str, tool: str, args: argparse.Namespace, tmp: Path, database_url: str
 ) -> dict[str, object]:
-    """The closed loops (healthz, then checks) and the open loop at --rate against a running server."""
+    """The closed loops (healthz, varied checks, a same-comment flood) and the open loop at --rate."""
     base = server.base
     pid = server.process.pid
     model = httpx.get(f"{base}/readyz").json()["checks"]["model"]
@@ -325,26 +344,34 @@ def measure(
         for body in payloads:
             assert c.post(check_url, content=body).status_code == 200
     refresh_statistics(database_url)
+    flood = [flood_body()]
     if tool == "wrk":
-        bodies_file = tmp / "bodies.jsonl"
-        bodies_file.write_text("\n".join(payloads) + "\n")
-        script = tmp / "check.lua"
-        script.write_text(WRK_LUA % {"path": bodies_file, "key": key})
+        scripts = {}
+        for name, lines in (("varied", payloads), ("flood", flood)):
+            bodies_file = tmp / f"{name}.jsonl"
+            bodies_file.write_text("\n".join(lines) + "\n")
+            scripts[name] = tmp / f"{name}.lua"
+            scripts[name].write_text(WRK_LUA % {"path": bodies_file, "key": key})
         healthz = measured(pid, lambda: run_wrk(f"{base}/healthz", args.seconds, args.connections))
-        checks = measured(pid, lambda: run_wrk(check_url, args.seconds, args.connections, script))
+        checks = measured(pid, lambda: run_wrk(check_url, args.seconds, args.connections, scripts["varied"]))
+        flooded = measured(pid, lambda: run_wrk(check_url, args.seconds, args.connections, scripts["flood"]))
     else:
         healthz = measured(pid, lambda: run_python_closed(f"{base}/healthz", args.seconds, args.connections, key, None))
         checks = measured(pid, lambda: run_python_closed(check_url, args.seconds, args.connections, key, payloads))
+        flooded = measured(pid, lambda: run_python_closed(check_url, args.seconds, args.connections, key, flood))
     paced = measured(pid, lambda: run_open_loop(check_url, args.seconds, args.rate, args.connections, key, payloads))
     return {
         "database": args.database,
         "workers": args.workers,
+        "threads": int(re.search(r"(\d+) thread\(s\) each", server.log()).group(1)),  # type: ignore[union-attr]
         "connections": args.connections,
         "tool": tool,
         "model": model,
         "healthz_closed_loop": healthz,
         "check_closed_loop": checks,
         "check_to_healthz_ratio": round(checks["rps"] / healthz["rps"], 3),
+        "check_same_comment_flood_closed_loop": flooded,
+        "flood_to_varied_ratio": round(flooded["rps"] / checks["rps"], 3),
         f"check_open_loop_{int(args.rate)}_per_s": paced,
         "cpus": os.cpu_count(),
         "load_average_after": os.getloadavg(),

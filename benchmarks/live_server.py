@@ -62,7 +62,7 @@ def service_env(tmp_path: Path, database_url: str, model_dir: Path, **overrides:
         "MODERATION_INSTANCE_PATH": str(tmp_path / "instance"),
         "MODERATION_TRAIN_ON_START": "false",
         "MODERATION_DATA_DIR": "",
-        "MODERATION_RATELIMIT_CHECK": "",
+        "MODERATION_RATELIMIT_SITE": "",
     }
     env.update({f"MODERATION_{k}": v for k, v in overrides.items()})
     return env
@@ -123,7 +123,7 @@ class InProcess:
 
 @contextmanager
 def in_process(folder: Path, model_dir: Path, site_name: str) -> Iterator[InProcess]:
-    """The app on a new SQLite file in `folder` serving `model_dir`, no check rate limit, one site named `site_name`.
+    """The app on a new SQLite file in `folder` serving `model_dir`, no site rate limit, one site named `site_name`.
 
     The engine is disposed after the block. Raises what `create_app` raises (a bad model folder: ModelError).
     """
@@ -134,7 +134,7 @@ def in_process(folder: Path, model_dir: Path, site_name: str) -> Iterator[InProc
             "DATABASE_URL": f"sqlite:///{folder / 'moderation.sqlite3'}",
             "MODEL_DIR": str(model_dir),
             "INSTANCE_PATH": str(folder),
-            "RATELIMIT_CHECK": "",
+            "RATELIMIT_SITE": "",
             "TESTING": True,
         }
     )

@@ -10,6 +10,7 @@
     ├── StoreError                  the database cannot be reached or refused a write
     ├── LoginError                  a review-UI login was refused (wrong name or password)
     │   └── AccountLockedError      too many failed logins: the account is locked for a while
+    ├── DestinationRefused          a callback URL this server will not send to (internal address, credentials)
     └── NotFoundError               a site, comment, user or model version does not exist
 
 Messages say what was expected and what was found; CLI commands print them as one line.
@@ -54,6 +55,10 @@ class LoginError(ModerationError):
 
 class AccountLockedError(LoginError):
     """Too many failed logins in a row: the account is locked until a moment in the future."""
+
+
+class DestinationRefused(ModerationError):
+    """A callback URL this server will not send to: an address inside the network, credentials, no host."""
 
 
 class NotFoundError(ModerationError):

@@ -23,11 +23,18 @@ class Setting:
     default: Any
     help: str
     type: type = str
+    formerly: str = ""  # an older name still read when this one is not set
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("ENV", "development", "`production` refuses to start with the default secret key."),
     Setting("SECRET_KEY", DEFAULT_SECRET_KEY, "Signs admin sessions and CSRF tokens. Set a long random value."),
+    Setting(
+        "SESSION_HOURS",
+        12,
+        "How long a review-UI login lasts, from signing in; signing out ends it at once, on every copy of the cookie.",
+        int,
+    ),
     Setting(
         "DATABASE_URL",
         "",
@@ -43,16 +50,40 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "RATELIMIT_STORAGE_URL",
         "memory://",
-        "Flask-Limiter storage. Use `redis://127.0.0.1:6379` when several workers run.",
+        "Where rate-limit counters live: `memory://` (each worker its own) or `redis://127.0.0.1:6379` (shared).",
     ),
-    Setting("RATELIMIT_CHECK", "120/minute", "Comment-check rate limit, per API key and per client IP; empty: off."),
+    Setting(
+        "RATELIMIT_SITE",
+        "1200/minute",
+        "Requests that write (checks, feedback, Akismet comment-check and submit-spam/ham) one site may make, "
+        "counted per site after authentication; a site's own `rate_limit` setting overrides it; empty: no limit.",
+        formerly="RATELIMIT_CHECK",
+    ),
+    Setting(
+        "RATELIMIT_FAILED_AUTH",
+        "30/minute",
+        "Failed authentications (API and Akismet) one client address may make; past it the address gets 429 "
+        "for every request until the window has room again; empty: no limit.",
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        "",
+        "When set, /metrics answers only `Authorization: Bearer <this token>`; empty: /metrics is public.",
+    ),
+    Setting(
+        "CALLBACK_ALLOW_PRIVATE",
+        False,
+        "Let site callbacks reach loopback, private and link-local addresses (local development only).",
+        bool,
+    ),
     Setting("MODEL_RELOAD_SECONDS", 10, "How often a worker looks for a newly promoted model.", int),
     Setting("WORKERS", 2, "Gunicorn worker processes started by `moderation serve`.", int),
     Setting(
         "THREADS",
-        1,
-        "Threads per worker (more than 1: gunicorn's gthread worker). Raise it when checks wait on the "
-        "database (slow disk, remote PostgreSQL), not for CPU.",
+        64,
+        "Threads per worker of gunicorn's gthread worker: how many slow or waiting requests one worker serves "
+        "at once (a client trickling its request holds a thread). 1: gunicorn's sync worker, behind a buffering "
+        "proxy only.",
         int,
     ),
     Setting(
@@ -109,6 +140,8 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = env.get(f"MODERATION_{setting.name}")
+        if raw is None and setting.formerly:
+            raw = env.get(f"MODERATION_{setting.formerly}")
         values[setting.name] = setting.default if raw is None else _coerce(setting, raw)
     return values
 

@@ -4,22 +4,25 @@ the database, the production secret-key guard, and model artifacts verified befo
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
 import secrets
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, func, select
 
 from benchmarks.live_server import MODERATION, serve, service_env
 from moderation.errors import ConfigError, ModelIntegrityError
 from moderation.settings import DEFAULT_SECRET_KEY
+from moderation.store.schema import CommentRecord, LabelRecord
 from moderation.store.sites import create_site, hash_key
 from moderation.store.users import create_user
 from moderation.web.app import create_app
@@ -41,57 +44,166 @@ def _key(app) -> str:
         return create_site(session, f"Blog {uuid.uuid4().hex[:6]}")[1]
 
 
-def _check(client, key: str, ip: str):
+def _check(client, key: str, ip: str, *, header: str | None = None):
     return client.post(
         "/api/v1/comments/check",
         json=HAM,
-        headers={"Authorization": f"Bearer {key}"},
+        headers={"Authorization": header or f"Bearer {key}"},
         environ_base={"REMOTE_ADDR": ip},
     )
 
 
-def _limiter(app):
-    return next(iter(app.extensions["limiter"]))
+def _limits(app):
+    return app.extensions["moderation"].limits
+
+
+def _signed_check(client, site, site_id_text: str, ip: str):
+    from moderation.web.api import signature
+
+    body = json.dumps(HAM).encode()
+    stamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Moderation-Site": site_id_text,
+        "X-Moderation-Timestamp": stamp,
+        "X-Moderation-Signature": signature(site.signing_secret, stamp, body),
+    }
+    return client.post("/api/v1/comments/check", data=body, headers=headers, environ_base={"REMOTE_ADDR": ip})
+
+
+# Twelve spellings of one Authorization header that authentication accepts (the scheme is case-insensitive,
+# the key is stripped); Flask-Limiter had counted each as a key of its own.
+SPELLINGS = [
+    "Bearer {k}", "bearer {k}", "BEARER {k}", "BeArEr {k}", "bEARER {k}", "Bearer  {k}", "bearer   {k}",
+    "Bearer {k} ", "BEARER  {k}  ", "bearer {k}\t", "Bearer \t{k}", "BEARER {k}   ",
+]  # fmt: skip
 
 
 # --- Rate limits -----------------------------------------------------------------------------------------
 
 
 @sqlite_only
-def test_rate_limit_per_key_and_per_ip_in_memory_by_default(db_url, tmp_path):
-    """By default limits live in memory; one key is limited across IPs and one IP across keys (429 + Retry-After)."""
-    app = _app(db_url, tmp_path, RATELIMIT_CHECK="3/minute")
-    assert type(_limiter(app).storage).__name__ == "MemoryStorage"
+def test_one_site_has_one_budget_however_its_credentials_are_spelled(db_url, tmp_path):
+    """Twelve spellings of the Bearer header, signed requests naming the site as 1, 01 and 001, and the Akismet key
+    in body, path and Host, from a new address each time, share one site budget (5 answered, the rest 429)."""
+    app = _app(db_url, tmp_path, RATELIMIT_SITE="5/minute")
+    with app.extensions["moderation"].sessions() as session:
+        site, key = create_site(session, "Blog")
     client = app.test_client()
-    key, other_key = _key(app), _key(app)
-    # One key from four different addresses: the per-key limit stops the fourth.
-    statuses = [_check(client, key, f"192.0.2.{n}").status_code for n in range(1, 5)]
-    assert statuses == [200, 200, 200, 429]
-    # One address with fresh keys each time: the per-IP limit stops the fourth.
-    fresh = [_key(app) for _ in range(3)] + [other_key]
-    statuses = [_check(client, k, "198.51.100.9").status_code for k in fresh]
-    assert statuses == [200, 200, 200, 429]
-    limited = _check(client, key, "192.0.2.77")
-    assert limited.status_code == 429 and limited.get_json()["error"]["code"] == "rate_limited"
-    assert int(limited.headers["Retry-After"]) > 0
+    statuses = [_check(client, key, f"192.0.2.{n}", header=spelling.format(k=key)).status_code
+                for n, spelling in enumerate(SPELLINGS, start=1)]  # fmt: skip
+    statuses += [_signed_check(client, site, text, f"198.51.100.{n}").status_code
+                 for n, text in enumerate(("1", "01", "001"), start=1)]  # fmt: skip
+    form = {"blog": "https://blog.example", "user_ip": "203.0.113.7", "comment_content": "hi"}
+    statuses += [
+        client.post("/1.1/comment-check", data={**form, "api_key": key}).status_code,
+        client.post(f"/k/{key}/1.1/comment-check", data=form).status_code,
+        client.post("/1.1/comment-check", data=form, headers={"Host": f"{key}.rest.akismet.example"}).status_code,
+    ]
+    assert statuses == [200] * 5 + [429] * 13, statuses
+
+
+@sqlite_only
+def test_every_endpoint_that_writes_spends_the_site_budget(db_url, tmp_path):
+    """Checks, feedback, Akismet comment-check, submit-spam and submit-ham all spend one budget; reads spend none."""
+    app = _app(db_url, tmp_path, RATELIMIT_SITE="4/minute")
+    client = app.test_client()
+    key = _key(app)
+    headers = {"Authorization": f"Bearer {key}"}
+    checked = client.post("/api/v1/comments/check", json=HAM, headers=headers)
+    comment_id = checked.get_json()["id"]
+    form = {"api_key": key, "blog": "https://blog.example", "user_ip": "203.0.113.7", "comment_content": "Cheap pills"}
+    spent = [
+        checked.status_code,
+        client.post(f"/api/v1/comments/{comment_id}/feedback", json={"label": "ham"}, headers=headers).status_code,
+        client.post("/1.1/comment-check", data=form).status_code,
+        client.post("/1.1/submit-spam", data=form).status_code,
+    ]
+    assert spent == [200, 200, 200, 200]
+    refused = [
+        client.post("/1.1/submit-ham", data=form),
+        client.post("/1.1/submit-spam", data=form),
+        client.post(f"/api/v1/comments/{comment_id}/feedback", json={"label": "spam"}, headers=headers),
+        client.post("/api/v1/comments/check", json=HAM, headers=headers),
+    ]
+    assert [r.status_code for r in refused] == [429] * 4
+    assert all(int(r.headers["Retry-After"]) > 0 for r in refused)
+    assert refused[2].get_json()["error"]["code"] == "rate_limited"
+    assert client.get(f"/api/v1/comments/{comment_id}", headers=headers).status_code == 200
+    assert client.post("/1.1/verify-key", data={"key": key}).get_data(as_text=True) == "valid"
+    with app.extensions["moderation"].sessions() as session:  # nothing refused was stored or labelled
+        # two checks (submit-spam labelled the Akismet one, found by its text and author), two labels
+        assert session.scalar(select(func.count()).select_from(CommentRecord)) == 2
+        assert session.scalar(select(func.count()).select_from(LabelRecord)) == 2
+
+
+@sqlite_only
+def test_the_default_budget_lets_a_busy_site_check_200_comments_at_once(db_url, tmp_path):
+    """With the default MODERATION_RATELIMIT_SITE, 200 quick checks from one site's server all pass (the old
+    default, 120/minute per key and per IP, refused every check after the 120th)."""
+    app = _app(db_url, tmp_path)
+    client = app.test_client()
+    key = _key(app)
+    statuses = [_check(client, key, "203.0.113.10").status_code for _ in range(200)]
+    assert statuses.count(200) == 200, statuses.count(429)
+
+
+@sqlite_only
+def test_a_site_can_have_a_budget_of_its_own(db_url, tmp_path):
+    """A site's `rate_limit` setting overrides MODERATION_RATELIMIT_SITE for that site alone."""
+    app = _app(db_url, tmp_path, RATELIMIT_SITE="3/minute")
+    client = app.test_client()
+    small = _key(app)
+    with app.extensions["moderation"].sessions() as session:
+        _, big = create_site(session, "Busy news site", settings={"rate_limit": "10/minute"})
+    assert [_check(client, small, "192.0.2.1").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert [_check(client, big, "192.0.2.1").status_code for _ in range(11)] == [200] * 10 + [429]
+
+
+@sqlite_only
+def test_failed_authentications_use_up_an_address_budget(db_url, tmp_path):
+    """Past MODERATION_RATELIMIT_FAILED_AUTH failures (bad keys, API or Akismet) an address gets 429 even with a
+    good key, so its answers stop telling keys apart; other addresses are served."""
+    app = _app(db_url, tmp_path, RATELIMIT_FAILED_AUTH="3/minute")
+    client = app.test_client()
+    key = _key(app)
+    guesser = {"REMOTE_ADDR": "192.0.2.66"}
+    failures = [
+        client.post("/api/v1/comments/check", json=HAM, headers={"Authorization": "Bearer guess1"},
+                    environ_base=guesser).status_code,
+        client.post("/1.1/verify-key", data={"key": "guess2"}, environ_base=guesser).get_data(as_text=True),
+        client.post("/1.1/comment-check", data={"api_key": "guess3"}, environ_base=guesser).get_data(as_text=True),
+    ]  # fmt: skip
+    assert failures == [403, "invalid", "invalid"]
+    blocked = _check(client, key, "192.0.2.66")
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    akismet = client.post("/1.1/comment-check", data={"api_key": key}, environ_base=guesser)
+    assert akismet.status_code == 429
+    assert _check(client, key, "192.0.2.67").status_code == 200
 
 
 @sqlite_only
 def test_rate_limit_counts_are_shared_through_redis(db_url, tmp_path):
-    """With MODERATION_RATELIMIT_STORAGE_URL=redis://, two app instances (two workers) share one budget per key."""
+    """With MODERATION_RATELIMIT_STORAGE_URL=redis://, two app instances (two workers) share one site budget."""
     redis_url = os.environ.get("MODERATION_TEST_REDIS_URL")
     if not redis_url:
         pytest.skip("Redis not configured: set MODERATION_TEST_REDIS_URL")
-    first = _app(db_url, tmp_path, RATELIMIT_CHECK="4/minute", RATELIMIT_STORAGE_URL=redis_url)
-    second = _app(db_url, tmp_path, RATELIMIT_CHECK="4/minute", RATELIMIT_STORAGE_URL=redis_url)
-    assert type(_limiter(first).storage).__name__ == "RedisStorage"
-    key = _key(first)  # a fresh random key: its Redis counters start at zero
+    first = _app(db_url, tmp_path, RATELIMIT_SITE="4/minute", RATELIMIT_STORAGE_URL=redis_url)
+    second = _app(db_url, tmp_path, RATELIMIT_SITE="4/minute", RATELIMIT_STORAGE_URL=redis_url)
+    assert type(_limits(first).storage).__name__ == "RedisStorage"
+    key = _key(first)  # a fresh site: its budget's name holds a piece of its random key's hash
     net = secrets.randbelow(250) + 1
     ips = [f"10.{net}.{secrets.randbelow(250)}.{n}" for n in range(6)]
     one, two = first.test_client(), second.test_client()
     statuses = [_check(client, key, ip).status_code for client, ip in zip([one, two, one, two, one], ips, strict=False)]
     assert statuses == [200, 200, 200, 200, 429]
     assert _check(two, key, ips[5]).status_code == 429
+
+
+def test_limits_live_in_memory_by_default(db_url, tmp_path):
+    """Without a storage URL each worker counts in memory."""
+    app = _app(db_url, tmp_path)
+    assert type(_limits(app).storage).__name__ == "MemoryStorage"
 
 
 # --- Login lockout over real HTTP ------------------------------------------------------------------------
@@ -129,6 +241,10 @@ def test_login_lockout_and_secrets_never_logged_over_http(db_url, tmp_path):
         assert httpx.post(f"{server.base}/1.1/comment-check", data=form).status_code == 200
         assert httpx.post(f"{server.base}/k/{key}/1.1/verify-key", data={}).text == "valid"
         assert httpx.post(f"{server.base}/1.1/verify-key?key={key}", data={}).text == "valid"
+        # percent-encoded spellings the server decodes and accepts: the log must hide them too
+        for encoded in (f"?%6Bey={key}", f"?api%5Fkey={key}", f"/%6B/{key}"):
+            encoded = f"/1.1/verify-key{encoded}" if encoded.startswith("?") else f"{encoded}/1.1/verify-key"
+            assert httpx.post(f"{server.base}{encoded}", data={}).text == "valid", encoded
         with httpx.Client(base_url=server.base) as browser:
             for attempt in range(5):
                 assert _login(browser, "alice", f"wrong password {attempt}").status_code == 401
@@ -143,10 +259,26 @@ def test_login_lockout_and_secrets_never_logged_over_http(db_url, tmp_path):
         assert secret not in log, f"{secret!r} appears in the server output"
 
 
+@pytest.mark.parametrize(
+    "line",
+    ["POST /k/{k}/1.1/verify-key HTTP/1.1", "POST /%6B/{k}/1.1/comment-check HTTP/1.1",
+     "POST /k%2F{k}/1.1/verify-key HTTP/1.1", "POST /1.1/verify-key?%6Bey={k} HTTP/1.1",
+     "POST /1.1/comment-check?blog=x&api%5Fkey={k} HTTP/1.1", "GET /1.2/usage-limit?%61%70%69%5f%6b%65%79={k}&a=1",
+     "key={k}&blog=x", "https://rest.example/k/{k}/1.1/test"],
+)  # fmt: skip
+def test_access_log_lines_hide_keys_in_every_spelling(line):
+    """The access log's request line, path, query and referer hide a key however its name or slash is encoded."""
+    from moderation.web.serving import redact_url
+
+    key = "abcdef123456"
+    redacted = redact_url(line.format(k=key)) if not line.startswith("key=") else redact_url("?" + line.format(k=key))
+    assert key not in redacted and "***" in redacted
+
+
 def test_secrets_never_reach_python_logging(db_url, tmp_path, caplog):
     """Creating a site, checking with good and bad keys and logging in (right, wrong) log no key or password."""
     caplog.set_level(logging.DEBUG)
-    app = _app(db_url, tmp_path, RATELIMIT_CHECK="")
+    app = _app(db_url, tmp_path, RATELIMIT_SITE="")
     app.config["WTF_CSRF_ENABLED"] = False
     key = _key(app)
     with app.extensions["moderation"].sessions() as session:
@@ -282,7 +414,7 @@ def test_tampered_registry_bytes_are_never_unpickled(db_session, model_dir, tmp_
 @sqlite_only
 def test_rate_limit_storage_down_fails_open(db_url, tmp_path):
     """With the Redis limit store unreachable, checks are still answered (availability first; see threat model)."""
-    app = _app(db_url, tmp_path, RATELIMIT_CHECK="2/minute", RATELIMIT_STORAGE_URL="redis://127.0.0.1:9/0")
+    app = _app(db_url, tmp_path, RATELIMIT_SITE="2/minute", RATELIMIT_STORAGE_URL="redis://127.0.0.1:9/0")
     client = app.test_client()
     key = _key(app)
     assert [_check(client, key, "192.0.2.1").status_code for _ in range(3)] == [200, 200, 200]
@@ -311,23 +443,6 @@ def test_huge_chunked_bodies_are_not_read_into_memory(db_url, tmp_path):
             assert response.status_code in (400, 413) or response.text == "invalid", (path, response.status_code)
             assert response.elapsed.total_seconds() < 5
         assert httpx.get(f"{server.base}/healthz").status_code == 200 and server.workers() == workers
-
-
-@sqlite_only
-def test_akismet_comment_check_is_limited_per_key_across_ips_and_key_styles(db_url, tmp_path):
-    """Akismet comment-check has the same per-key budget whether the key comes in the body or the /k/ path."""
-    app = _app(db_url, tmp_path, RATELIMIT_CHECK="3/minute")
-    client = app.test_client()
-    key = _key(app)
-    statuses = [
-        client.post(
-            f"/k/{key}/1.1/comment-check" if n % 2 else "/1.1/comment-check",
-            data={"api_key": key, "blog": "https://blog.example", "user_ip": "203.0.113.7", "comment_content": "hi"},
-            environ_base={"REMOTE_ADDR": f"192.0.2.{n + 1}"},
-        ).status_code
-        for n in range(4)
-    ]
-    assert statuses == [200, 200, 200, 429]
 
 
 def test_threat_model_names_only_existing_tests():
@@ -371,9 +486,8 @@ def test_redis_limit_holds_across_real_gunicorn_workers(db_url, tmp_path):
     if not redis_url:
         pytest.skip("Redis not configured: set MODERATION_TEST_REDIS_URL")
     key = _key(_app(db_url, tmp_path))
-    # Every request comes from 127.0.0.1: a window length of its own gives this run fresh per-IP counters in Redis.
-    limit = f"5 per {secrets.randbelow(10**6) + 60} seconds"
-    env = service_env(tmp_path, db_url, tmp_path / "models", RATELIMIT_CHECK=limit, RATELIMIT_STORAGE_URL=redis_url)
+    limit = "5/minute"  # a fresh site: its budget's name holds a piece of its random key's hash
+    env = service_env(tmp_path, db_url, tmp_path / "models", RATELIMIT_SITE=limit, RATELIMIT_STORAGE_URL=redis_url)
     with serve(env, tmp_path / "server.log", workers=2) as server:
         statuses = []
         for _ in range(12):  # a new connection each time, so both workers take turns

@@ -436,19 +436,19 @@ def test_test_trigger_is_audited(app, server, site_key):
 
 
 @sqlite_only
-def test_comment_check_shares_the_check_rate_limit(db_url, tmp_path):
-    """RATELIMIT_CHECK applies to comment-check too: the third check within the minute gets 429."""
+def test_comment_check_spends_the_site_budget(db_url, tmp_path):
+    """RATELIMIT_SITE applies to comment-check too, however the key arrives: the third check in the minute gets 429."""
     from moderation.web.app import create_app
 
     app = create_app({"TESTING": True, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path / "models"),
-                      "INSTANCE_PATH": str(tmp_path), "RATELIMIT_CHECK": "2/minute"})
+                      "INSTANCE_PATH": str(tmp_path), "RATELIMIT_SITE": "2/minute"})
     key = _new_site(app, "limited")
     client = app.test_client()
     codes = [client.post("/1.1/comment-check", data={**REQUIRED, "api_key": key, "comment_content": "hi"}).status_code
              for _ in range(3)]
     codes.append(client.post(f"/k/{key}/1.1/comment-check", data={**REQUIRED, "comment_content": "hi"}).status_code)
     assert codes == [200, 200, 429, 429]
-    assert client.post("/1.1/verify-key", data={"key": key, "blog": BLOG}).data == b"valid"  # not a check
+    assert client.post("/1.1/verify-key", data={"key": key, "blog": BLOG}).data == b"valid"  # writes nothing
     app.extensions["moderation"].engine.dispose()
 
 

@@ -214,14 +214,16 @@ def test_signed_body_authenticates_without_a_key(app, client, site_key):
 
 
 def test_rate_limit_answers_429(db_url, tmp_path):
-    """Past MODERATION_RATELIMIT_CHECK a key gets 429 in the error shape."""
-    application = create_app({"DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "RATELIMIT_CHECK": "2/minute"})
+    """Past MODERATION_RATELIMIT_SITE a site gets 429 in the error shape, with Retry-After."""
+    application = create_app({"DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "RATELIMIT_SITE": "2/minute"})
     with application.extensions["moderation"].sessions() as session:
         _, key = create_site(session, "Blog")
     client = application.test_client()
     for _ in range(2):
         assert client.post("/api/v1/comments/check", json=HAM, headers=auth(key)).status_code == 200
-    assert_error(client.post("/api/v1/comments/check", json=HAM, headers=auth(key)), 429, "rate_limited")
+    limited = client.post("/api/v1/comments/check", json=HAM, headers=auth(key))
+    assert_error(limited, 429, "rate_limited")
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
     application.extensions["moderation"].engine.dispose()
 
 
@@ -254,6 +256,20 @@ def test_health_metrics_and_openapi(client, site_key):
             "required"
         ]
     )
+
+
+def test_metrics_token_restricts_metrics(db_url, tmp_path):
+    """With MODERATION_METRICS_TOKEN, /metrics needs it as a Bearer credential (401 in the error shape otherwise)."""
+    application = create_app({"DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "METRICS_TOKEN": "scrape-me-7"})
+    client = application.test_client()
+    try:
+        assert_error(client.get("/metrics"), 401, "unauthorized")
+        assert_error(client.get("/metrics", headers={"Authorization": "Bearer wrong"}), 401)
+        allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-7"})
+        assert allowed.status_code == 200 and "moderation_http_request" in allowed.get_data(as_text=True)
+        assert client.get("/healthz").status_code == 200  # health stays public
+    finally:
+        application.extensions["moderation"].engine.dispose()
 
 
 def test_root_redirects_to_the_review_queue(client):

@@ -495,3 +495,91 @@ def test_akismet_parsers_never_raise_and_give_storable_text(query, body, charset
     parsed = parse_comment(params)
     assert isinstance(parsed.comment.content, str)
     assert isinstance(key_from_host(host), str)
+
+
+# --- Raw surrogate bytes, header injection through `next`, dates past the calendar -----------------------
+
+# UTF-8 encodes no surrogate; Python's JSON decoder still reads these bytes as one (`surrogatepass`).
+RAW_SURROGATE = b"\xed\xa0\x80"
+
+
+@pytest.mark.parametrize("field", ["content", "author_name", "user_agent"])
+def test_raw_surrogate_bytes_in_a_check_are_400(client, site_key, field):
+    """UTF-8 bytes of a lone surrogate (ED A0 80) in content, author name or user agent: 400 in the error shape."""
+    body = b'{"content": "hello", "' + field.encode() + b'": "x' + RAW_SURROGATE + b'"}'
+    response = client.post("/api/v1/comments/check", data=body, headers=auth(site_key), content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert_json_answer(response)
+
+
+def test_raw_surrogate_bytes_in_a_feedback_reporter_are_400(client, site_key):
+    """A feedback `reporter` holding the bytes of a lone surrogate is a 400 in the error shape, and stores nothing."""
+    checked = client.post("/api/v1/comments/check", json={"content": "Nice post"}, headers=auth(site_key)).get_json()
+    body = b'{"label": "spam", "reporter": "' + RAW_SURROGATE + b'"}'
+    response = client.post(
+        f"/api/v1/comments/{checked['id']}/feedback", data=body, headers=auth(site_key), content_type="application/json"
+    )
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "bad_request"
+    shown = client.get(f"/api/v1/comments/{checked['id']}", headers=auth(site_key)).get_json()
+    assert shown["labels"] == []
+
+
+def test_raw_surrogate_bytes_in_akismet_forms_are_stored_readable(akismet_site):
+    """Akismet comment-check and submit-spam with lone-surrogate bytes in content, author and user agent answer
+    their documented words, whether percent-encoded or raw."""
+    client, key = akismet_site
+    for path in ("/1.1/comment-check", "/1.1/submit-spam", "/1.1/submit-ham"):
+        encoded = b"api_key=" + key.encode() + b"&comment_content=a%ED%A0%80b&comment_author=%ED%A0%80"
+        raw = b"api_key=" + key.encode() + b"&comment_content=a" + RAW_SURROGATE + b"&user_agent=" + RAW_SURROGATE
+        for body in (encoded, raw):
+            response = client.post(path, data=body, content_type="application/x-www-form-urlencoded")
+            assert_akismet_answer(response)
+            assert response.status_code == 200
+
+
+@pytest.fixture
+def logged_in(app):
+    """A logged-in admin's test client and one held comment's id."""
+    from review_helpers import add_comment, add_site, add_user
+
+    sessions = app.extensions["moderation"].sessions
+    add_user(sessions, "crlf-admin")
+    site_id, _ = add_site(sessions)
+    comment_id = add_comment(sessions, site_id, "held for review")
+    client = app.test_client()
+    assert login(client, "crlf-admin").status_code == 302
+    return client, comment_id
+
+
+@sqlite_only
+@pytest.mark.parametrize("target", ["/review/%0d%0aX:%201", "/review/%0aX", "/review/%0d", "/review/\t", "/review/%7f"])
+def test_login_next_with_control_characters_redirects_safely(logged_in, target):
+    """/review/login?next= with CR, LF or another control character redirects to the queue, never a 500."""
+    client, _ = logged_in
+    response = client.get(f"/review/login?next={target}")
+    assert response.status_code == 302 and response.headers["Location"] == "/review/"
+
+
+@sqlite_only
+def test_decide_with_a_crlf_next_commits_once_and_offers_undo(logged_in, app):
+    """A decide form whose `next` holds CR/LF applies the action, redirects to the queue and offers the undo."""
+    from moderation.store.schema import CommentRecord
+
+    client, comment_id = logged_in
+    token = csrf_from(client.get("/review/").get_data(as_text=True))
+    form = {"action": "spam", "next": "/review/\r\nX: 1", "csrf_token": token}
+    response = client.post(f"/review/comments/{comment_id}/decide", data=form)
+    assert response.status_code == 302 and response.headers["Location"] == "/review/"
+    with app.extensions["moderation"].sessions() as session:
+        assert session.get(CommentRecord, comment_id).status == "spam"
+    assert 'id="undo-button"' in client.get("/review/").get_data(as_text=True)
+
+
+@sqlite_only
+@pytest.mark.parametrize("page", ["/review/", "/review/search"])
+def test_until_the_last_day_of_the_calendar_is_a_400_page(logged_in, page):
+    """`until=9999-12-31` (the day after it does not exist) is a 400 page naming the field, not an OverflowError."""
+    client, _ = logged_in
+    response = client.get(page, query_string={"until": "9999-12-31"})
+    assert response.status_code == 400
+    assert "until" in response.get_data(as_text=True)

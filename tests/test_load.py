@@ -4,7 +4,8 @@ Eight client threads mix JSON checks, status reads, feedback and Akismet comment
 with fresh random words (so unbounded caches or leaks per distinct input would show), for
 MODERATION_LOAD_SECONDS (default 40) after a warm-up. Worker RSS is sampled every half second; the
 mean of the last third must not exceed the mean of the first third by more than 10 % + 8 MiB. Run with
-sync workers and with threaded (gthread) workers on SQLite, and threaded on PostgreSQL.
+the default threaded (gthread) workers on SQLite and PostgreSQL, and with sync workers on SQLite. A
+failure quotes what the server logged as an error, so a CI failure says what broke.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 from benchmarks.live_server import rss_kib, serve, service_env
 from moderation.store import db
 from moderation.store.sites import create_site
+from moderation.web.serving import DEFAULT_THREADS
 
 WORDS = [
     "thanks", "post", "great", "article", "chart", "code", "build", "error", "python", "fix", "loan", "casino",
@@ -32,6 +34,18 @@ WORDS = [
 LOAD_SECONDS = float(os.environ.get("MODERATION_LOAD_SECONDS", "40"))
 WARMUP_SECONDS = 8.0
 CLIENTS = 8
+
+
+def _errors(log: str, limit: int = 60) -> str:
+    """The lines of a server log that report errors, with the traceback lines after them (at most `limit`)."""
+    lines = log.splitlines()
+    picked: list[str] = []
+    for n, line in enumerate(lines):
+        if "ERROR" in line or "Traceback" in line or "CRITICAL" in line:
+            picked.extend(lines[n : n + 25])
+        if len(picked) >= limit:
+            break
+    return "\n".join(picked[:limit]) or "(none logged)"
 
 
 def _text(rng: random.Random) -> str:
@@ -47,8 +61,8 @@ def _text(rng: random.Random) -> str:
     ("db_url", "threads", "expected_threads"),
     [
         pytest.param("sqlite", "1", 1, id="sqlite-sync"),
-        pytest.param("sqlite", "4", 4, id="sqlite-4-threads"),
-        pytest.param("postgres", "4", 4, id="postgres-4-threads", marks=pytest.mark.postgres),
+        pytest.param("sqlite", None, DEFAULT_THREADS, id="sqlite-default-threads"),
+        pytest.param("postgres", None, DEFAULT_THREADS, id="postgres-default-threads", marks=pytest.mark.postgres),
     ],
     indirect=["db_url"],
 )
@@ -66,7 +80,7 @@ def test_sustained_load_has_zero_errors_and_flat_memory(db_url, threads, expecte
     stop = threading.Event()
     measuring = threading.Event()
 
-    env = service_env(tmp_path, db_url, model_dir, THREADS=threads)
+    env = service_env(tmp_path, db_url, model_dir, **({"THREADS": threads} if threads else {}))
     with serve(env, tmp_path / "server.log", workers=2) as server:
         assert f"2 workers, {expected_threads} thread(s) each" in server.log()
         workers = server.workers()
@@ -119,7 +133,8 @@ def test_sustained_load_has_zero_errors_and_flat_memory(db_url, threads, expecte
             stop.set()
             for future in futures:
                 future.result()
-        assert server.workers() == workers, "a worker died or was replaced during the run"
+        assert server.workers() == workers, f"a worker died or was replaced during the run:\n{_errors(server.log())}"
+        server_errors = _errors(server.log())
 
     errors = {k: v for k, v in statuses.items() if not k.endswith(" 200")}
     third = len(samples) // 3
@@ -132,6 +147,6 @@ def test_sustained_load_has_zero_errors_and_flat_memory(db_url, threads, expecte
         f"p99={latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms, mix={dict(statuses)}, "
         f"worker RSS first third {first / 1024:.1f} MiB, last third {last / 1024:.1f} MiB"
     )
-    assert errors == {}, f"non-200 answers under load: {errors}"
+    assert errors == {}, f"non-200 answers under load: {errors}\nserver errors:\n{server_errors}"
     assert len(latencies) > LOAD_SECONDS  # the run did real work (at least one request a second)
     assert last <= first * 1.10 + 8 * 1024, f"worker RSS grew from {first / 1024:.1f} to {last / 1024:.1f} MiB"

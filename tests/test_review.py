@@ -1,6 +1,7 @@
 """The review UI through Flask's test client on a real database: login, CSRF, queue, actions, undo, sites, stats."""
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 from review_helpers import PASSWORD, add_comment, add_site, add_user, csrf_from, login
@@ -146,7 +147,7 @@ def test_item_is_inert_and_highlighted(admin, sessions):
     assert "<script>alert" not in html and "<img src=x" not in html and "<b>cheap" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<mark>cheap</mark>" in html and "<mark>pills</mark>" in html
-    assert '<span class="host">pills.example</span>' in html
+    assert '<bdi class="host">pills.example</bdi>' in html
     assert 'href="http://pills.example/x" rel="noopener noreferrer nofollow"' in html  # only inside "open a link"
 
 
@@ -242,7 +243,7 @@ def test_admin_edits_site_settings_in_policy_shape(admin, sessions):
         "honeypot": "on",
         "blocklist": "casino\nbit.ly\n\n",
         "allowlist": "friend@example.org",
-        "callback_url": "https://blog.example/cb",
+        "callback_url": "https://93.184.215.14/cb",  # public, and resolved without a network
     }
     assert admin.post(f"/review/sites/{site_id}", data=form).status_code == 302
     with sessions() as session:
@@ -251,12 +252,48 @@ def test_admin_edits_site_settings_in_policy_shape(admin, sessions):
         assert (policy.hold, policy.spam, policy.discard) == (0.3, 0.8, None)
         assert policy.blocklist == ("casino", "bit.ly") and policy.allowlist == ("friend@example.org",)
         assert policy.max_links == 3 and policy.min_seconds_to_submit == 2.5
-        assert site.callback_url == "https://blog.example/cb" and len(site.callback_secret) == 64
+        assert site.callback_url == "https://93.184.215.14/cb" and len(site.callback_secret) == 64
     bad = dict(form, hold="0.9", spam="0.2", callback_url="ftp://x")
     response = admin.post(f"/review/sites/{site_id}", data=bad)
     assert response.status_code == 400
     text = response.get_data(as_text=True)
     assert "callback URL: expected an http" in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://0.0.0.0:8080/", "http://2130706433/",
+     "http://127.1/", "http://localhost/", "https://user:secret@93.184.215.14/cb"],
+)  # fmt: skip
+def test_admin_cannot_save_a_callback_url_inside_the_network(admin, sessions, url):
+    """Internal addresses in any spelling, names resolving inside, and URLs with credentials are refused on save."""
+    site_id, _ = add_site(sessions)
+    form = {"csrf_token": _token(admin, f"/review/sites/{site_id}"), "callback_url": url, "max_links": "2"}
+    response = admin.post(f"/review/sites/{site_id}", data=form)
+    assert response.status_code == 400 and "Nothing was saved" in response.get_data(as_text=True)
+    with sessions() as session:
+        assert session.get(Site, site_id).callback_url == ""
+
+
+def test_callback_allow_private_lets_an_admin_save_a_local_url(db_url, tmp_path):
+    """With MODERATION_CALLBACK_ALLOW_PRIVATE (local development) a loopback callback URL is saved."""
+    from moderation.web.app import create_app
+
+    app = create_app(
+        {"CALLBACK_ALLOW_PRIVATE": True, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "TESTING": True}
+    )
+    try:
+        sessions = app.extensions["moderation"].sessions
+        add_user(sessions)
+        site_id, _ = add_site(sessions)
+        client = app.test_client()
+        login(client)
+        form = {"csrf_token": _token(client, f"/review/sites/{site_id}"), "callback_url": "http://127.0.0.1:9000/cb"}
+        assert client.post(f"/review/sites/{site_id}", data=form).status_code == 302
+        with sessions() as session:
+            assert session.get(Site, site_id).callback_url == "http://127.0.0.1:9000/cb"
+    finally:
+        app.extensions["moderation"].engine.dispose()
 
 
 def test_stats_page_draws_svg_charts(admin, sessions):
@@ -276,6 +313,59 @@ def test_logout_needs_post_and_ends_session(admin):
     """Logging out is a CSRF-protected POST that ends the session."""
     assert admin.get("/review/logout").status_code == 405
     admin.post("/review/logout", data={"csrf_token": _token(admin)})
+    assert admin.get("/review/").status_code == 302
+
+
+def test_logout_ends_every_copy_of_the_session_cookie(app, admin, sessions):
+    """A cookie copied before logout opens nothing afterwards and cannot act: the login ended server-side."""
+    site_id, _ = add_site(sessions)
+    comment_id = add_comment(sessions, site_id, "waiting for a moderator")
+    token = _token(admin)
+    stolen = admin.get_cookie("session").value
+    admin.post("/review/logout", data={"csrf_token": token})
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/review/").status_code == 302
+    thief.set_cookie("session", stolen)  # the copy, as it was, not the cleared cookie the server sent back
+    decided = thief.post(f"/review/comments/{comment_id}/decide", data={"action": "spam", "csrf_token": token})
+    assert decided.status_code == 302 and "/review/login" in decided.headers["Location"]
+    with sessions() as session:
+        assert session.get(CommentRecord, comment_id).status == "hold"
+
+
+def test_session_lasts_session_hours_in_the_cookie_and_on_the_server(db_url, tmp_path):
+    """With MODERATION_SESSION_HOURS=2 the cookie expires in 2 hours (not Flask's 31 days) and so does the login."""
+    from datetime import UTC, datetime, timedelta
+    from email.utils import parsedate_to_datetime
+
+    from moderation.store.schema import ReviewSession
+    from moderation.web.app import create_app
+
+    app = create_app({"SESSION_HOURS": 2, "DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path), "TESTING": True})
+    try:
+        sessions = app.extensions["moderation"].sessions
+        add_user(sessions)
+        client = app.test_client()
+        response = login(client)
+        expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", response.headers["Set-Cookie"]).group(1))
+        assert abs(expires - (datetime.now(UTC) + timedelta(hours=2))) < timedelta(minutes=5)
+        assert client.get("/review/").status_code == 200
+        with sessions() as session:  # two hours later, as the server sees it
+            for row in session.query(ReviewSession):
+                row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+            session.commit()
+        assert client.get("/review/").status_code == 302
+    finally:
+        app.extensions["moderation"].engine.dispose()
+
+
+def test_a_new_password_ends_the_users_sessions(admin, sessions):
+    """`moderation users passwd` (set_password) logs the user out everywhere."""
+    from moderation.store.users import set_password
+
+    assert admin.get("/review/").status_code == 200
+    with sessions() as session:
+        set_password(session, "alice", "a brand new password")
     assert admin.get("/review/").status_code == 302
 
 
@@ -334,3 +424,84 @@ def test_comment_checked_through_the_api_waits_in_the_queue(client, sessions, si
     assert f'id="c-{comment_id}"' in html
     assert "First time here, &lt;i&gt;hello&lt;/i&gt; everyone" in html
     assert "no model loaded" in html
+
+
+# --- Right-to-left overrides and other bidi controls stay inside what they came in -------------------------
+
+RLO = "\u202e"
+
+
+class _IsolationCheck(HTMLParser):
+    """Finds text holding `marker` that no <bdi> or dir-carrying element (other than the page's own) isolates."""
+
+    VOID = frozenset(("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track"))
+
+    def __init__(self, marker: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.marker = marker
+        self.stack: list[tuple[str, bool]] = []  # (tag, isolates)
+        self.unisolated: list[str] = []
+        self.seen = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            isolates = tag == "bdi" or ("dir" in dict(attrs) and tag not in ("html", "body", "main"))
+            self.stack.append((tag, isolates))
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data):
+        if self.marker in data:
+            self.seen += 1
+            inside = [tag for tag, _ in self.stack]
+            if inside and inside[-1] == "title":  # the window's title is no line of the page
+                return
+            if not any(isolates for _, isolates in self.stack):
+                self.unisolated.append(f"{'>'.join(inside[-4:])}: {data.strip()[:60]!r}")
+
+
+def _hostile(tag: str) -> str:
+    return f"{RLO}evil-{tag}"
+
+
+def test_every_user_supplied_string_is_isolated_from_the_text_around_it(app, sessions):
+    """A right-to-left override in any commenter-, site- or admin-supplied string (names, email, URLs, content,
+    user agent, reasons, audit actors, site names, callback errors) is wrapped in <bdi> or an element with dir=,
+    so it cannot reverse the rest of the line, on the queue, search, item, deliveries, sites and site pages."""
+    from moderation.store.schema import AuditEvent, WebhookDelivery
+
+    add_user(sessions, _hostile("user"), "admin")
+    site_id, _ = add_site(sessions, _hostile("site"), callback_url=f"https://93.184.215.14/{_hostile('callback')}")
+    fields = {
+        "author_email": _hostile("email"), "author_url": f"http://x.example/{_hostile('url')}",
+        "user_ip": "192.0.2.1", "user_agent": _hostile("agent"), "permalink": f"https://b.example/{_hostile('perma')}",
+        "referrer": f"https://r.example/{_hostile('ref')}", "comment_type": _hostile("type"),
+        "language": _hostile("lang"),
+    }  # fmt: skip
+    content = f"see <a href='http://l.example/{_hostile('href')}'>{_hostile('anchor')}</a> {_hostile('content')}"
+    comment_id = add_comment(
+        sessions, site_id, content, author_name=_hostile("author"),
+        reasons=[f"word '{_hostile('reason')}'"], **fields,
+    )  # fmt: skip
+    with sessions() as session:
+        session.get(Site, site_id).url = f"https://s.example/{_hostile('siteurl')}"
+        session.add(AuditEvent(actor=f"site:{site_id}/{_hostile('reporter')}", action="label", comment_id=comment_id,
+                               detail={"label": "spam"}))  # fmt: skip
+        session.add(WebhookDelivery(site_id=site_id, comment_id=comment_id, url="https://93.184.215.14/",
+                                    payload={"status": "spam"}, status="failed", attempts=10,
+                                    last_error=f"ConnectError: {_hostile('error')}"))  # fmt: skip
+        session.commit()
+    client = app.test_client()
+    assert login(client, _hostile("user")).status_code == 302
+    pages = ["/review/", f"/review/search?q={RLO}evil", f"/review/comments/{comment_id}", "/review/deliveries",
+             "/review/sites", f"/review/sites/{site_id}"]  # fmt: skip
+    seen = 0
+    for page in pages:
+        check = _IsolationCheck("evil-")
+        check.feed(client.get(page).get_data(as_text=True))
+        assert check.unisolated == [], (page, check.unisolated)
+        seen += check.seen
+    assert seen > 40  # the strings were on the pages: the check looked at something

@@ -1,14 +1,16 @@
 """Real `moderation serve` processes (gunicorn) answering real HTTP: restarts keep data, hosts share PostgreSQL,
-two servers on one machine keep their control sockets apart."""
+two servers on one machine keep their control sockets apart, slow clients do not take the server offline."""
 
 from __future__ import annotations
 
 import stat
+import time
 
 import httpx
 import pytest
 from gunicorn.ctl.client import ControlClient
 
+from benchmarks.bench_slow_clients import SlowClients
 from benchmarks.live_server import new_site_key, serve, service_env
 
 HAM = {"content": "Thanks for the write-up, the second chart cleared it up for me.", "author_name": "Dana"}
@@ -85,3 +87,22 @@ def test_two_servers_on_one_machine_share_no_control_socket(tmp_path, model_dir)
         assert httpx.get(f"{host_b.base}/healthz").status_code == 200
         assert not (home / ".gunicorn").exists()
     assert not control.exists()  # removed on shutdown
+
+
+@pytest.mark.slow
+def test_fifty_slow_clients_do_not_take_the_default_server_offline(tmp_path, model_dir):
+    """With 50 connections open on the default server (2 workers), each trickling a request's header lines,
+    /healthz answers within 2 s every time and comment checks go on (2 sync workers answered nothing)."""
+    url = f"sqlite:///{tmp_path / 'moderation.sqlite3'}"
+    headers = {"Authorization": f"Bearer {new_site_key(url)}"}
+    with (
+        serve(service_env(tmp_path, url, model_dir), tmp_path / "server.log") as live,
+        SlowClients(live.base, 50, interval=0.5) as slow,
+    ):
+        time.sleep(1.5)  # every slow connection is accepted and has sent several header lines
+        for _ in range(10):
+            assert httpx.get(f"{live.base}/healthz", timeout=2).status_code == 200
+            checked = httpx.post(f"{live.base}/api/v1/comments/check", json=HAM, headers=headers, timeout=2)
+            assert checked.status_code == 200
+            time.sleep(0.3)
+        assert slow.open_count() == 50  # the slow clients were still holding their connections all along

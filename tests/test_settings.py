@@ -29,3 +29,10 @@ def test_sqlite_is_the_default_database(tmp_path):
     """Without DATABASE_URL the embedded SQLite file in the instance folder is used."""
     values = settings.load({"MODERATION_INSTANCE_PATH": str(tmp_path)})
     assert settings.database_url(values) == f"sqlite:///{tmp_path / 'moderation.sqlite3'}"
+
+
+def test_a_renamed_setting_is_still_read_under_its_old_name():
+    """MODERATION_RATELIMIT_CHECK (the old name) sets RATELIMIT_SITE unless the new name is set too."""
+    assert settings.load({"MODERATION_RATELIMIT_CHECK": "10/minute"})["RATELIMIT_SITE"] == "10/minute"
+    both = {"MODERATION_RATELIMIT_CHECK": "10/minute", "MODERATION_RATELIMIT_SITE": "99/minute"}
+    assert settings.load(both)["RATELIMIT_SITE"] == "99/minute"

@@ -68,6 +68,16 @@ def test_sites_rotate_gives_a_new_key_and_retires_the_old(run, db_url):
     assert "no site with id 42" in run("sites", "rotate", "42").output
 
 
+def test_sites_set_rate_limit_is_checked_before_it_is_stored(run):
+    """`sites set N rate_limit` stores a readable rate and refuses anything else with one line."""
+    run("sites", "add", "News")
+    stored = json.loads(run("sites", "set", "1", "rate_limit", "6000/minute").output)
+    assert stored == {"rate_limit": "6000/minute"}
+    bad = run("sites", "set", "1", "rate_limit", "lots")
+    assert bad.exit_code != 0 and "expected a rate like 1200/minute" in bad.output and "Traceback" not in bad.output
+    assert json.loads(run("sites", "set", "1", "rate_limit", '""').output) == {"rate_limit": ""}
+
+
 def test_purge_and_export(run, db_url):
     """purge --older-than blanks old personal data; export --site writes that site's JSON lines."""
     run("sites", "add", "Blog")

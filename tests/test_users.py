@@ -62,6 +62,42 @@ def test_unknown_user_and_wrong_password_look_the_same(db_session):
     assert str(unknown.value) == str(wrong.value)
 
 
+def test_every_failed_login_costs_one_verification_and_one_commit(db_session, monkeypatch):
+    """Unknown name or wrong password, short or over-long password: each failure runs one argon2 verification of
+    at most MAX_PASSWORD_LENGTH characters and one commit, so response time does not tell names apart (an
+    over-long password skipped the hash before, and only a known name's failure was written)."""
+    from sqlalchemy import event
+
+    users.create_user(db_session, "frank", PASSWORD)
+    verified: list[int] = []
+
+    class Counting:  # the real hasher, noting the length of each password it verifies
+        def __init__(self, real):
+            self.real = real
+
+        def verify(self, password_hash, password):
+            verified.append(len(password))
+            return self.real.verify(password_hash, password)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    monkeypatch.setattr(users, "_hasher", Counting(users._hasher))
+    commits: list[int] = []
+    event.listen(db_session, "after_commit", lambda _s: commits.append(1))
+    long_password = "x" * (users.MAX_PASSWORD_LENGTH * 50)
+    work = {}
+    for name, password in [("frank", "wrong password!"), ("frank", long_password),
+                           ("nobody", "wrong password!"), ("nobody", long_password)]:  # fmt: skip
+        verified.clear()
+        commits.clear()
+        with pytest.raises(LoginError):
+            users.authenticate(db_session, name, password)
+        within_cap = max(verified, default=0) <= users.MAX_PASSWORD_LENGTH
+        work[(name, len(password))] = (len(verified), within_cap, len(commits))
+    assert set(work.values()) == {(1, True, 1)}, work
+
+
 def test_lockout_after_repeated_failures(db_session):
     """Five failures lock the account even against the right password until the lock expires."""
     users.create_user(db_session, "erin", PASSWORD)

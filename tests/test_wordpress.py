@@ -197,6 +197,7 @@ def moderation(tmp_path) -> Iterator[tuple[LiveServer, int, str]]:
             "DATABASE_URL": f"sqlite:///{tmp_path / 'moderation.sqlite3'}",
             "MODEL_DIR": str(tmp_path / "models"),
             "INSTANCE_PATH": str(tmp_path),
+            "CALLBACK_ALLOW_PRIVATE": True,  # WordPress runs on this machine
         }
     )
     server = LiveServer(app).start()

@@ -21,6 +21,7 @@ class Receiver:
     """A local callback endpoint: answers each POST with the next status in `statuses` (then 200)."""
 
     statuses: list[int] = field(default_factory=list)
+    body: bytes = b"ok"  # what every answer carries
     requests: list[Received] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
     server: ThreadingHTTPServer | None = None
@@ -41,9 +42,9 @@ class Receiver:
                 receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(receiver.body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(receiver.body)
                 receiver.arrived.set()
 
             def log_message(self, format: str, *args: object) -> None:

@@ -28,8 +28,11 @@ def deliver(limit: int, loop_seconds: float) -> None:
         db.upgrade(engine)
         sessions = db.make_sessionmaker(engine)
         while True:
-            report = deliver_due(sessions, limit=limit)
-            click.echo(f"delivered {report.delivered}, retrying {report.retrying}, failed {report.failed}")
+            report = deliver_due(sessions, limit=limit, allow_private=values["CALLBACK_ALLOW_PRIVATE"])
+            click.echo(
+                f"delivered {report.delivered}, retrying {report.retrying}, failed {report.failed}, "
+                f"cancelled {report.cancelled}"
+            )
             if loop_seconds <= 0:
                 break
             time.sleep(loop_seconds)

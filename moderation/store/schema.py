@@ -197,6 +197,18 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class ReviewSession(Base):
+    """A review-UI login. The browser's signed cookie holds a random token, this row only its SHA-256:
+    logging out deletes the row, which ends every copy of the cookie; `expires_at` ends it regardless."""
+
+    __tablename__ = "review_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie's token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class WebhookDelivery(Base):
     """A signed callback to a site about a moderator's decision, retried with backoff."""
 

@@ -1,24 +1,32 @@
-"""People who log into the review UI: argon2 password hashes, two roles, login throttling.
+"""People who log into the review UI: argon2 password hashes, two roles, login throttling, sessions.
 
 Passwords are hashed with argon2id (argon2-cffi's defaults follow RFC 9106's second recommended
 profile). A login that fails `MAX_FAILED_LOGINS` times in a row locks the account for
 `LOCKOUT_MINUTES`; every further failure while locked is refused without checking the password, so a
-guesser gets a handful of tries per quarter hour instead of thousands. Unknown names cost one hash
-verification too, so response time does not reveal which names exist.
+guesser gets a handful of tries per quarter hour instead of thousands. Every failed login costs the same
+work, so response time does not reveal which names exist: one hash verification (an over-long password
+is cut to MAX_PASSWORD_LENGTH and verified, then refused) and one committed audit event (an unknown
+name's failure is recorded too).
+
+A login is a `ReviewSession` row: the browser keeps a random token, the row its SHA-256 and an expiry.
+Logging out deletes the row, so a copy of the cookie taken before stops working; a new password
+deletes every session of its user.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from moderation.errors import AccountLockedError, ConfigError, LoginError, NotFoundError
-from moderation.store.schema import AuditEvent, User
+from moderation.store.schema import AuditEvent, ReviewSession, User
 
 ROLES = ("admin", "moderator")
 MAX_FAILED_LOGINS = 5
@@ -41,13 +49,14 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str, password: str) -> bool:
-    """True when `password` matches `password_hash`; False for a wrong password or a malformed hash."""
-    if len(password) > MAX_PASSWORD_LENGTH:
-        return False
+    """True when `password` matches `password_hash`; False for a wrong password, a malformed hash, or a password
+    over MAX_PASSWORD_LENGTH (which still costs one verification, of its first MAX_PASSWORD_LENGTH characters)."""
+    too_long = len(password) > MAX_PASSWORD_LENGTH
     try:
-        return _hasher.verify(password_hash, password)
+        matches = _hasher.verify(password_hash, password[:MAX_PASSWORD_LENGTH])
     except (VerificationError, InvalidHashError):
         return False
+    return matches and not too_long
 
 
 def check_new_password(password: str) -> None:
@@ -89,6 +98,7 @@ def set_password(session: Session, username: str, password: str, *, actor: str =
     user.password_hash = hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
+    session.execute(delete(ReviewSession).where(ReviewSession.user_id == user.id))  # whoever knew the old one
     session.add(AuditEvent(actor=actor, action="user.password", detail={"username": user.username}))
     session.commit()
     return user
@@ -116,6 +126,9 @@ def authenticate(session: Session, username: str, password: str, *, now: datetim
     user = get_user(session, username)
     if user is None:
         verify_password(_dummy_hash(), password)
+        # Recorded like a known name's failure (one commit either way), and worth knowing about besides.
+        session.add(AuditEvent(actor=username.strip()[:200], action="login.failed", detail={"unknown_user": True}))
+        session.commit()
         raise LoginError("unknown user name or wrong password")
     locked_until = _aware(user.locked_until)
     if locked_until is not None and locked_until > now:
@@ -136,3 +149,39 @@ def authenticate(session: Session, username: str, password: str, *, now: datetim
     session.add(AuditEvent(actor=user.username, action="login", detail={}))
     session.commit()
     return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def start_session(session: Session, user: User, lifetime: timedelta, *, now: datetime | None = None) -> str:
+    """Record a login of `user` lasting `lifetime` and commit; returns the token the browser keeps.
+
+    Expired sessions of every user are deleted on the way, so the table holds live logins only.
+    """
+    now = now or datetime.now(UTC)
+    token = secrets.token_urlsafe(32)
+    session.execute(delete(ReviewSession).where(ReviewSession.expires_at <= now))
+    session.add(ReviewSession(id=_token_hash(token), user_id=user.id, created_at=now, expires_at=now + lifetime))
+    session.commit()
+    return token
+
+
+def session_user(session: Session, token: str, *, now: datetime | None = None) -> User | None:
+    """The user logged in with `token`, or None when it was never issued, has ended or has expired."""
+    if not token or len(token) > 256:
+        return None
+    query = (
+        select(User)
+        .join(ReviewSession, ReviewSession.user_id == User.id)
+        .where(ReviewSession.id == _token_hash(token), ReviewSession.expires_at > (now or datetime.now(UTC)))
+    )
+    return session.scalar(query)
+
+
+def end_session(session: Session, token: str) -> None:
+    """End the login of `token` (every copy of its cookie) and commit; an unknown token is ignored."""
+    if token:
+        session.execute(delete(ReviewSession).where(ReviewSession.id == _token_hash(token)))
+        session.commit()

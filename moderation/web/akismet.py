@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 import re
 import secrets
@@ -45,7 +44,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
-from flask.sansio.blueprints import BlueprintSetupState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -56,6 +54,7 @@ from moderation.policy.rules import fingerprint
 from moderation.store.labels import record_label
 from moderation.store.schema import AuditEvent, CommentRecord, LabelRecord, Site
 from moderation.store.sites import site_for_key
+from moderation.web.limits import Refusal, site_budget
 
 bp = Blueprint("akismet", __name__)
 
@@ -495,16 +494,39 @@ def _invalid(why: str) -> Response:
 
 
 def _site(
-    session: Session, params: Params, path_key: str | None, names: tuple[str, ...] = ("api_key", "key")
-) -> tuple[Site | None, str, str]:
-    """(site, key, why-not) for this request."""
+    session: Session,
+    params: Params,
+    path_key: str | None,
+    *,
+    writes: bool,
+    names: tuple[str, ...] = ("api_key", "key"),
+) -> tuple[Site | None, str, Response | None]:
+    """(site, key, None) for this request, or (None, key, the answer instead): `invalid` with the reason, or
+    429 when this address used up its failed authentications or the site (for a request that `writes`) its budget.
+    """
+    limits = _state().limits
+    address = request.remote_addr or ""
+    refusal = limits.refused(address)
+    if refusal is not None:
+        return None, "", _rate_limited(refusal, "too many failed authentications from this address")
     key = request_key(params, path_key, request.host, names=names)
-    if not key:
-        return None, "", 'Empty "api_key" value: send api_key, use <key>.<host>, or /k/<key>/ in the path'
-    site = site_for_key(session, key)
+    site = site_for_key(session, key) if key else None
     if site is None:
-        return None, key, "Invalid API key: unknown or revoked on this server"
-    return site, key, ""
+        limits.failed(address)
+        if not key:
+            return None, "", _invalid('Empty "api_key" value: send api_key, use <key>.<host>, or /k/<key>/ in the path')
+        return None, key, _invalid("Invalid API key: unknown or revoked on this server")
+    if writes:
+        refusal = limits.spend(site_budget(site), site_settings(site).extra.get("rate_limit"))
+        if refusal is not None:
+            return None, key, _rate_limited(refusal, "this site's rate limit is used up")
+    return site, key, None
+
+
+def _rate_limited(refusal: Refusal, why: str) -> Response:
+    """429 in Akismet's plain-text style: clients that know no 429 treat it as any failed call (and hold)."""
+    body = f"rate limit exceeded: {why} ({refusal.limit}); retry in {refusal.retry_after} s"
+    return Response(body, status=429, mimetype="text/plain", headers={"Retry-After": str(refusal.retry_after)})
 
 
 def _endpoints(rule: str) -> tuple[str, str]:
@@ -535,8 +557,10 @@ def verify_key(path_key: str | None) -> Response:
     params = _params()
     with _state().sessions() as session:
         # `key` is the one to verify: WordPress also sends its currently stored key as api_key.
-        site, _key, why = _site(session, params, path_key, names=("key", "api_key"))
-    return _text("valid") if site is not None else _invalid(why)
+        site, _key, refusal = _site(session, params, path_key, writes=False, names=("key", "api_key"))
+    if site is None:
+        return refusal or _text("invalid")
+    return _text("valid")
 
 
 @_route("/1.1/comment-check", ("POST",))
@@ -546,9 +570,9 @@ def comment_check(path_key: str | None) -> Response:
     params = _params()
     state = _state()
     with state.sessions() as session:
-        site, _key, why = _site(session, params, path_key)
+        site, _key, refusal = _site(session, params, path_key, writes=True)
         if site is None:
-            return _invalid(why)
+            return refusal or _text("invalid")
         missing = missing_field(params)
         if missing:
             return _missing(missing)
@@ -652,9 +676,9 @@ def _submit(path_key: str | None, label: Label) -> Response:
     params = _params()
     state = _state()
     with state.sessions() as session:
-        site, _key, why = _site(session, params, path_key)
+        site, _key, refusal = _site(session, params, path_key, writes=True)
         if site is None:
-            return _invalid(why)
+            return refusal or _text("invalid")
         parsed = parse_comment(params)
         record = find_submitted(session, site, parsed, first(params, "guid").strip())
         if record is None:
@@ -683,8 +707,8 @@ def get_subscription(path_key: str | None) -> Response:
     params = _params()
     with _state().sessions() as session:
         # Like verify-key: `key` is the key being entered, api_key the one WordPress stored before.
-        site, _key, why = _site(session, params, path_key, names=("key", "api_key"))
-    return jsonify(SUBSCRIPTION) if site is not None else _invalid(why)
+        site, _key, refusal = _site(session, params, path_key, writes=False, names=("key", "api_key"))
+    return jsonify(SUBSCRIPTION) if site is not None else refusal or _text("invalid")
 
 
 @_route("/1.1/get-stats", ("GET", "POST"))
@@ -692,9 +716,9 @@ def get_stats(path_key: str | None) -> Response:
     """The site's spam, ham, missed spam, false positives and accuracy since `from` (6-months or all)."""
     params = _params()
     with _state().sessions() as session:
-        site, _key, why = _site(session, params, path_key, names=("key", "api_key"))
+        site, _key, refusal = _site(session, params, path_key, writes=False, names=("key", "api_key"))
         if site is None:
-            return _invalid(why)
+            return refusal or _text("invalid")
         stats = site_stats(session, site.id, first(params, "from"))
     return jsonify(stats)
 
@@ -705,17 +729,17 @@ def token(path_key: str | None) -> Response:
     (tools.akismet.com); nothing here accepts it, so it grants nothing."""
     params = _params()
     with _state().sessions() as session:
-        site, _key, why = _site(session, params, path_key)
-    return _text(secrets.token_urlsafe(24)) if site is not None else _invalid(why)
+        site, _key, refusal = _site(session, params, path_key, writes=False)
+    return _text(secrets.token_urlsafe(24)) if site is not None else refusal or _text("invalid")
 
 
 def usage_limit(path_key: str | None) -> Response:
     """This month's checks for the key's site; we set no limit, so never throttled."""
     params = _params()
     with _state().sessions() as session:
-        site, _key, why = _site(session, params, path_key)
+        site, _key, refusal = _site(session, params, path_key, writes=False)
         if site is None:
-            return _invalid(why)
+            return refusal or _text("invalid")
         usage = checks_in(session, site.id, *month_bounds(current_month()))
     return jsonify({"limit": "none", "usage": usage, "percentage": "0.00", "throttled": False})
 
@@ -731,9 +755,9 @@ def key_sites(path_key: str | None) -> Response:
     order = KEY_SITES_ORDERS.get(first(params, "order"), "api_calls")
     url_filter = first(params, "filter").lower()
     with _state().sessions() as session:
-        site, key, why = _site(session, params, path_key)
+        site, key, refusal = _site(session, params, path_key, writes=False)
         if site is None:
-            return _invalid(why)
+            return refusal or _text("invalid")
         rows = [site_activity(session, site, month)]
     rows = [row for row in rows if url_filter in row["site"].lower()]
     rows.sort(key=lambda row: int(row[order]), reverse=True)
@@ -742,33 +766,6 @@ def key_sites(path_key: str | None) -> Response:
         body = key_sites_csv(key, month, page, limit=limit, offset=offset, total=len(rows))
         return Response(body, status=200, mimetype="text/csv")
     return jsonify({month: page, "limit": limit, "offset": offset, "total": len(rows)})
-
-
-def _key_of_caller() -> str:
-    path_key = (request.view_args or {}).get("path_key")
-    key = request_key(_params(), path_key, request.host)
-    return "akismet-key:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-
-
-def _ip_of_caller() -> str:
-    return "ip:" + (request.remote_addr or "unknown")
-
-
-@bp.record_once
-def _rate_limit_checks(setup: BlueprintSetupState) -> None:
-    """comment-check shares RATELIMIT_CHECK with the native check: per key and per client IP (429 beyond)."""
-    app = setup.app
-    limit = app.extensions["moderation"].settings.get("RATELIMIT_CHECK")
-    if not limit:
-        return
-    # The API module's limiter. Both limits register under the view's name; the one wrapper checks both.
-    # This runs after the routes were added (recorded later), so the wrapper can replace the views.
-    for limiter in app.extensions.get("limiter", ()):
-        # Shared, so /1.1/comment-check and its /k/<key>/ twin count against the same budget.
-        limiter.shared_limit(limit, "akismet-comment-check", key_func=_ip_of_caller)(comment_check)
-        wrapped = limiter.shared_limit(limit, "akismet-comment-check", key_func=_key_of_caller)(comment_check)
-        for endpoint in _endpoints("/1.1/comment-check"):
-            app.view_functions[f"{bp.name}.{endpoint}"] = wrapped
 
 
 # Akismet documents these under 1.2; some clients build every URL from one version, so 1.1 works too.

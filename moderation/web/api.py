@@ -3,7 +3,8 @@
 Every error, whatever raised it, has one shape: `{"ok": false, "error": {"code": ..., "message": ...}}`.
 Requests authenticate with `Authorization: Bearer <key>`, or with an HMAC-SHA256 signature over
 `"<timestamp>.<body>"` using the site's signing secret (headers X-Moderation-Site,
-X-Moderation-Timestamp, X-Moderation-Signature: sha256=<hex>) within a replay window.
+X-Moderation-Timestamp, X-Moderation-Signature: sha256=<hex>) within a replay window. Requests that
+write spend their site's rate budget, and failed authentications their address's (see `limits`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from moderation.store.labels import record_label
 from moderation.store.schema import CommentRecord, Site
 from moderation.store.sites import site_for_key
 from moderation.web import metrics
+from moderation.web.limits import Refusal, site_budget
 from moderation.web.openapi import EPOCH_RANGE, FIELD_LIMITS, document
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,9 @@ SITE_CACHE_SECONDS = 5.0
 MAX_ID = 2**63 - 1
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:(?P<second>\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})?$")
-# A JSON escape of a UTF-16 surrogate (\ud800-\udfff), paired or not.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# What decodes to a UTF-16 surrogate: a JSON escape (\ud800-\udfff, paired or not), or the three UTF-8-shaped
+# bytes ED A0..BF xx, which UTF-8 forbids but Python's JSON decoder reads with `surrogatepass`.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 STATUS_CODES = {
     400: "bad_request",
@@ -175,8 +178,8 @@ def json_body() -> Any:
     try:
         data = _decode_json(raw)
         # "\ud800" is a valid JSON escape but not Unicode: no database can store it (a 500 before this check).
-        # Only a surrogate escape in the text can produce one, so most bodies skip the re-encoding.
-        if _SURROGATE_ESCAPE.search(raw) or b"\x00" in raw[:4]:  # NULs up front: UTF-16/32, escapes unseen
+        # Only a surrogate escape or surrogate bytes can produce one, so most bodies skip the re-encoding.
+        if _SURROGATE.search(raw) or b"\x00" in raw[:4]:  # NULs up front: UTF-16/32, escapes unseen
             json.dumps(data, ensure_ascii=False).encode("utf-8")
     except RecursionError as exc:  # "[[[[..." within MAX_CONTENT_LENGTH exhausts the decoder's stack
         raise ApiError(400, "JSON body nested too deeply") from exc
@@ -205,14 +208,47 @@ def _decode_json(raw: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The site a request authenticated as: its id and its validated policy."""
+    """The site a request authenticated as: its id, its validated policy and the name of its rate budget."""
 
     site_id: int
     settings: SiteSettings
+    budget: str
+
+    @classmethod
+    def of(cls, site: Site) -> Caller:
+        return cls(site.id, site_settings(site), site_budget(site))
 
 
-def authenticate() -> Caller:
-    """The site calling: by Bearer key, or by a signed body. ApiError 401 (no credentials) or 403 (bad)."""
+def authenticate(*, writes: bool) -> Caller:
+    """The site calling, by Bearer key or signed body; a request that `writes` spends one unit of its budget.
+
+    ApiError 401 (no credentials), 403 (bad ones) or 429 (the site's budget, or this address's budget
+    of failed authentications, is used up).
+    """
+    limits = _state().limits
+    address = request.remote_addr or ""
+    refusal = limits.refused(address)
+    if refusal is not None:
+        raise _rate_limited(refusal, "too many failed authentications from this address")
+    try:
+        caller = _credentials()
+    except ApiError:
+        limits.failed(address)
+        raise
+    if writes:
+        refusal = limits.spend(caller.budget, caller.settings.extra.get("rate_limit"))
+        if refusal is not None:
+            raise _rate_limited(refusal, "this site's rate limit is used up")
+    return caller
+
+
+def _rate_limited(refusal: Refusal, why: str) -> ApiError:
+    message = f"rate limit exceeded: {why} ({refusal.limit}); retry in {refusal.retry_after} s"
+    return ApiError(429, message, headers={"Retry-After": str(refusal.retry_after)})
+
+
+def _credentials() -> Caller:
+    """The site whose credentials the request carries. ApiError 401 (none) or 403 (unknown, revoked, bad)."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, key = header.partition(" ")
@@ -224,8 +260,7 @@ def authenticate() -> Caller:
         return caller
     if "X-Moderation-Signature" in request.headers:
         with _state().sessions() as session:
-            site = _signed_site(session)
-            return Caller(site.id, site_settings(site))
+            return Caller.of(_signed_site(session))
     raise ApiError(
         401,
         "missing credentials: send 'Authorization: Bearer <api key>' or a signed body",
@@ -246,7 +281,7 @@ def _cached_caller(key: str) -> Caller | None:
         return hit[1]
     with state.sessions() as session:
         site = site_for_key(session, key)
-        caller = Caller(site.id, site_settings(site)) if site is not None else None
+        caller = Caller.of(site) if site is not None else None
     if len(cache) > 10_000:  # bound the memory a stream of random keys can take
         cache.clear()
     cache[key] = (now + SITE_CACHE_SECONDS, caller)
@@ -312,7 +347,7 @@ def _state() -> Any:
 def check() -> Response:
     """Check one comment: store it with its verdict, then answer the decision."""
     state = _state()
-    caller = authenticate()
+    caller = authenticate(writes=True)
     comment, extra, is_test = parse_comment(json_body())
     stored = check_and_store(
         state.engine,
@@ -341,7 +376,7 @@ def check() -> Response:
 @bp.get("/comments/<int:comment_id>")
 def show(comment_id: int) -> Response:
     """A comment's current status and label history, for the site that sent it."""
-    caller = authenticate()
+    caller = authenticate(writes=False)
     with _state().sessions() as session:
         record = _owned_comment(session, caller, comment_id)
         return jsonify(ok=True, **_comment_json(record))
@@ -350,7 +385,7 @@ def show(comment_id: int) -> Response:
 @bp.post("/comments/<int:comment_id>/feedback")
 def feedback(comment_id: int) -> Response:
     """A site's or reader's report that a comment is spam or ham."""
-    caller = authenticate()
+    caller = authenticate(writes=True)
     data = json_body()
     label = data.get("label") if isinstance(data, dict) else None
     if label not in ("spam", "ham"):
@@ -394,9 +429,26 @@ def readyz() -> Response:
 
 @ops.get("/metrics")
 def prometheus() -> Response:
-    """Prometheus metrics."""
+    """Prometheus metrics; with MODERATION_METRICS_TOKEN set, only for `Authorization: Bearer <that token>`."""
+    token = str(_state().settings["METRICS_TOKEN"])
+    if token:
+        _require_metrics_token(token)
     body, content_type = metrics.render()
     return Response(body, content_type=content_type)
+
+
+def _require_metrics_token(token: str) -> None:
+    """ApiError 401 unless the request carries `token` as a Bearer credential (failures count per address)."""
+    limits = _state().limits
+    address = request.remote_addr or ""
+    refusal = limits.refused(address)
+    if refusal is not None:
+        raise _rate_limited(refusal, "too many failed authentications from this address")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "replace"), token.encode()):
+        limits.failed(address)
+        message = "expected 'Authorization: Bearer <MODERATION_METRICS_TOKEN>'"
+        raise ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 # --- wiring --------------------------------------------------------------------------------------------
@@ -432,7 +484,6 @@ def _handle_http(exc: HTTPException) -> Response | HTTPException:
         404: "no such endpoint",
         405: f"method {request.method} not allowed here",
         413: f"request body larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes",
-        429: f"rate limit exceeded ({exc.description})",
     }.get(status, exc.description or exc.name)
     return error_response(status, STATUS_CODES.get(status, exc.name.lower().replace(" ", "_")), message, headers)
 
@@ -456,17 +507,8 @@ def _handle_unexpected(exc: Exception) -> Any:
     return error_response(500, "internal_error", "internal error; it was logged")
 
 
-def _key_of_caller() -> str:
-    header = request.headers.get("Authorization", "") or request.headers.get("X-Moderation-Site", "")
-    return "key:" + hashlib.sha256(header.encode("utf-8", "replace")).hexdigest()[:16]
-
-
-def _ip_of_caller() -> str:
-    return "ip:" + (request.remote_addr or "unknown")
-
-
 def init_app(app: Flask) -> None:
-    """Register the API and ops blueprints, JSON error handlers, metrics timing (TimedRequest) and rate limits."""
+    """Register the API and ops blueprints, JSON error handlers and metrics timing (TimedRequest)."""
     app.register_blueprint(bp)
     app.register_blueprint(ops)
     app.request_class = TimedRequest
@@ -476,17 +518,3 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(StoreError, _handle_store)
     app.register_error_handler(SQLAlchemyError, _handle_store)
     app.register_error_handler(Exception, _handle_unexpected)
-    limit = app.extensions["moderation"].settings["RATELIMIT_CHECK"]
-    if limit:
-        from flask_limiter import Limiter
-
-        limiter = Limiter(
-            _ip_of_caller,
-            app=app,
-            storage_uri=app.config["RATELIMIT_STORAGE_URI"],
-            swallow_errors=True,
-            headers_enabled=True,
-        )
-        # Both limits register under the view's name; the one wrapper installed checks them all.
-        limiter.limit(limit, key_func=_ip_of_caller)(check)
-        app.view_functions["api.check"] = limiter.limit(limit, key_func=_key_of_caller)(check)

@@ -9,6 +9,7 @@ newest migration, and registers the blueprints. Everything a view needs hangs of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,20 @@ from moderation.errors import ConfigError
 from moderation.store import db
 from moderation.store.db import WalCheckpoints
 from moderation.web import akismet, api, review
+from moderation.web.limits import RateLimits
 from moderation.web.model_holder import ModelHolder
 
 
 @dataclass
 class AppState:
-    """What the views share: settings, the database, and the model holder."""
+    """What the views share: settings, the database, the model holder and the rate limits."""
 
     settings: dict[str, Any]
     engine: Engine
     sessions: sessionmaker[Session]
     models: ModelHolder
     checkpoints: WalCheckpoints
+    limits: RateLimits
     site_cache: dict[str, Any] = field(default_factory=dict)  # api key → (expiry, Site): see api._cached_site
 
 
@@ -68,6 +71,9 @@ def load_settings(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
             "MODERATION_SECRET_KEY: production (MODERATION_ENV=production) needs a secret key of its own, "
             f"found {found}; set a long random one"
         )
+    if values["SESSION_HOURS"] < 1:
+        hours = values["SESSION_HOURS"]
+        raise ConfigError(f"MODERATION_SESSION_HOURS: expected a whole number of hours, 1 or more, found {hours}")
     return values
 
 
@@ -79,11 +85,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=values["SECRET_KEY"],
         MAX_CONTENT_LENGTH=values["MAX_CONTENT_LENGTH"],
-        RATELIMIT_STORAGE_URI=values["RATELIMIT_STORAGE_URL"],
+        # Flask presets this key (31 days), so it is set here, never defaulted: the cookie's own expiry.
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=values["SESSION_HOURS"]),
     )
     app.config.update({k: v for k, v in (test_config or {}).items() if k.isupper()})
     app.session_interface = CookieSessions()
 
+    limits = RateLimits.from_settings(values)
     engine = db.make_engine(settings_module.database_url(values))
     db.upgrade(engine)
     app.extensions["moderation"] = AppState(
@@ -92,6 +100,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         sessions=db.make_sessionmaker(engine),
         models=ModelHolder(values["MODEL_DIR"], values["MODEL_RELOAD_SECONDS"], engine=engine),
         checkpoints=db.WalCheckpoints(engine),
+        limits=limits,
     )
 
     app.after_request(_checkpoint_when_due)

@@ -68,6 +68,10 @@ def document() -> dict[str, Any]:
         "403": _error("Unknown or revoked key, or a bad signature"),
         "413": _error("Body larger than MODERATION_MAX_CONTENT_LENGTH"),
         "415": _error("Not application/json"),
+        "429": _error(
+            "Rate limit exceeded (the site's MODERATION_RATELIMIT_SITE for requests that write, or this address's "
+            "MODERATION_RATELIMIT_FAILED_AUTH); retry after Retry-After seconds"
+        ),
         "503": _error("Database unavailable; retry after Retry-After seconds"),
     }
     comment_id = {
@@ -96,7 +100,6 @@ def document() -> dict[str, Any]:
                             "description": "The verdict",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}},
                         },
-                        "429": _error("Rate limit (MODERATION_RATELIMIT_CHECK) exceeded"),
                         **errors,
                     },
                 }
@@ -112,7 +115,7 @@ def document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Comment"}}},
                         },
                         "404": _error("No such comment for this site"),
-                        **{k: v for k, v in errors.items() if k in ("401", "403", "503")},
+                        **{k: v for k, v in errors.items() if k in ("401", "403", "429", "503")},
                     },
                 }
             },

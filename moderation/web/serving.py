@@ -33,21 +33,28 @@ def prometheus_dir(instance_path: Path) -> Path:
     return folder
 
 
-# Threads per worker (MODERATION_THREADS, default 1: gunicorn's sync worker). Threads share one GIL, so
-# they only pay when a check waits: bench_http, 2 workers, wrk c=8, PostgreSQL on this machine's disk
-# (quiet, 4 runs each): 1 thread 886-973 checks/s, p99 11-20 ms; 4 threads 1,006-1,102/s, p99 17-68 ms
-# (most likely the threads of one process queueing for the GIL). With the disk of an earlier machine
-# (8-10 ms per commit) one thread per worker capped PostgreSQL at 170 checks/s; there threads help.
+# Threads per worker (MODERATION_THREADS, default 64: gunicorn's gthread worker). A connection holds a
+# thread only while its request is being read and answered (gthread parks idle and silent connections on
+# its poller), so a client trickling a request's bytes holds one thread for as long as it likes; a sync
+# worker is one such thread, and two slow clients took the default two-worker server offline. With 64 a
+# worker keeps answering with 50 of them open on it alone (docs/experiments.md: gthread with 64 threads
+# against slow clients). Threads beyond those busy with requests are never started, and the GIL lets one
+# run at a time; 1 thread means the sync worker, for a server behind a buffering proxy.
+DEFAULT_THREADS = 64
+# Seconds a kept-alive connection, or one that has sent nothing yet, may stay idle on gthread's poller.
+KEEPALIVE_SECONDS = 5
+
+
 def gunicorn_options(
     host: str,
     port: int,
     workers: int,
     *,
-    threads: int = 1,
+    threads: int = DEFAULT_THREADS,
     control_socket: str = "",
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """gunicorn's settings for `run_gunicorn`: sync workers, or with `threads` > 1 gthread; a control socket
+    """gunicorn's settings for `run_gunicorn`: gthread workers, or with `threads` == 1 sync; a control socket
     only at `control_socket` (empty: none, so servers sharing a machine never share gunicorn's default path)."""
     control: dict[str, Any] = (
         {"control_socket": str(Path(control_socket).resolve())} if control_socket else {"control_socket_disable": True}
@@ -57,6 +64,7 @@ def gunicorn_options(
         "workers": workers,
         "worker_class": "sync" if threads == 1 else "gthread",
         "threads": threads,
+        "keepalive": KEEPALIVE_SECONDS,
         "accesslog": "-",
         "timeout": 30,
         "graceful_timeout": 10,
@@ -72,7 +80,7 @@ def run_gunicorn(
     port: int,
     workers: int,
     *,
-    threads: int = 1,
+    threads: int = DEFAULT_THREADS,
     control_socket: str = "",
     extra: dict[str, Any] | None = None,
 ) -> None:
@@ -92,12 +100,30 @@ def run_gunicorn(
     Server().run()
 
 
+def _spelled(text: str) -> str:
+    """A pattern matching `text` with any of its characters percent-encoded, in either case."""
+
+    def one(char: str) -> str:
+        forms = {re.escape(char.lower()), re.escape(char.upper())}
+        forms |= {f"%{ord(c):02x}" for c in (char.lower(), char.upper())}
+        forms |= {f"%{ord(c):02X}" for c in (char.lower(), char.upper())}
+        return "(?:" + "|".join(sorted(forms)) + ")"
+
+    return "".join(one(char) for char in text)
+
+
 # Akismet clients may carry the API key in the URL (/k/<key>/..., ?key=, ?api_key=): access logs keep "***".
-_KEY_IN_URL = re.compile(r"(/k/)[^/?\s]{1,256}|([?&](?:api_)?key=)[^&\s]{0,256}")
+# The server decodes percent-escapes before routing and parsing (`/%6B/KEY/`, `?%6Bey=`, `?api%5Fkey=`,
+# `/k%2FKEY/` all carry a key), so the log's raw text is matched in every such spelling.
+_SLASH = f"(?:/|{_spelled('/')})"
+_KEY_IN_URL = re.compile(
+    rf"({_SLASH}{_spelled('k')}{_SLASH})(?:(?!{_SLASH})[^?\s]){{1,256}}"
+    rf"|([?&](?:{_spelled('api_')})?{_spelled('key')}=)[^&\s]{{0,256}}"
+)
 
 
 def redact_url(text: str) -> str:
-    """`text` (a request line, path or query string) with any API key in it replaced by "***"."""
+    """`text` (a request line, path, query string or URL) with any API key in it replaced by "***"."""
     return _KEY_IN_URL.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
 
 

@@ -20,6 +20,10 @@ The request a site receives:
 The site recomputes the HMAC over the exact body bytes, compares in constant time and refuses
 timestamps older than a few minutes (replays). `verify_signature` is that check, for receivers in
 Python and for our tests.
+
+Each attempt goes to the site's callback URL as it is *then* (a changed URL is followed; a cleared one,
+or a revoked site, cancels the delivery), only to a public address (`destinations`), without following
+redirects. The delivery log keeps the status code of an answer, never its body: moderators read that log.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from moderation.errors import DestinationRefused
 from moderation.store.schema import CommentRecord, Site, WebhookDelivery
+from moderation.web import destinations
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +166,7 @@ class DeliveryReport:
     delivered: int = 0
     retrying: int = 0
     failed: int = 0
+    cancelled: int = 0  # the site's callback URL was cleared, or the site revoked, before it was sent
 
     @property
     def attempted(self) -> int:
@@ -182,17 +189,32 @@ def _claim(session: Session, delivery_id: int, now: datetime) -> bool:
     return getattr(result, "rowcount", 0) == 1
 
 
-def _send(client: httpx.Client, delivery: WebhookDelivery, secret: str) -> tuple[int | None, str]:
-    """POST one attempt; returns (HTTP status or None, error text or "")."""
+def _send(
+    client: httpx.Client, delivery: WebhookDelivery, secret: str, *, allow_private: bool
+) -> tuple[int | None, str]:
+    """POST one attempt to `delivery.url`; returns (HTTP status or None, error text or "")."""
     body = encode_body(delivery.payload)
     headers = signed_headers(secret, body, delivery_id=delivery.id, event=str(delivery.payload.get("event", "")))
     try:
-        response = client.post(delivery.url, content=body, headers=headers)
+        target = destinations.pin(delivery.url, allow_private=allow_private)
+        response = client.post(
+            target.url, content=body, headers={**headers, **target.headers}, extensions=target.extensions
+        )
+    except DestinationRefused as exc:
+        return None, f"not sent: {exc}"[:500]
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500]
     if 200 <= response.status_code < 300:
         return response.status_code, ""
-    return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
+    # The status only: the answer's body may be an internal page, and every moderator reads this log.
+    return response.status_code, f"HTTP {response.status_code}"
+
+
+def _current_url(site: Site | None) -> str:
+    """Where the site wants callbacks now: "" when it has no callback URL any more or was revoked."""
+    if site is None or site.revoked_at is not None:
+        return ""
+    return site.callback_url or ""
 
 
 def deliver_due(
@@ -201,8 +223,12 @@ def deliver_due(
     limit: int = 50,
     client: httpx.Client | None = None,
     now: datetime | None = None,
+    allow_private: bool = False,
 ) -> DeliveryReport:
-    """Send every pending delivery whose time has come (at most `limit`); safe to run in parallel."""
+    """Send every pending delivery whose time has come (at most `limit`); safe to run in parallel.
+
+    `allow_private` lets callbacks reach loopback and private addresses (MODERATION_CALLBACK_ALLOW_PRIVATE).
+    """
     report = DeliveryReport()
     owns_client = client is None
     http = client or httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
@@ -219,10 +245,18 @@ def deliver_due(
                 if not _claim(session, delivery_id, moment):
                     continue
                 delivery = session.get(WebhookDelivery, delivery_id, populate_existing=True)
-                site = session.get(Site, delivery.site_id) if delivery is not None else None
-                if delivery is None or site is None:
+                if delivery is None:
                     continue
-                code, error = _send(http, delivery, site.callback_secret)
+                site = session.get(Site, delivery.site_id, populate_existing=True)
+                url = _current_url(site)
+                if site is None or not url:
+                    delivery.status = "cancelled"
+                    delivery.last_error = "not sent: the site no longer has a callback URL (or was revoked)"
+                    report.cancelled += 1
+                    session.commit()
+                    continue
+                delivery.url = url  # follow a changed URL; the log shows where it really went
+                code, error = _send(http, delivery, site.callback_secret, allow_private=allow_private)
                 finished = _now()
                 delivery.response_code = code
                 if not error:
@@ -248,9 +282,12 @@ def deliver_due(
 class DeliveryWorker:
     """A daemon thread that sends due deliveries: woken after each decision, polling in between."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, poll_seconds: float = WORKER_POLL_SECONDS) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, poll_seconds: float = WORKER_POLL_SECONDS, allow_private: bool = False
+    ) -> None:
         self.sessions = sessions
         self.poll_seconds = poll_seconds
+        self.allow_private = allow_private
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -282,7 +319,7 @@ class DeliveryWorker:
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
-                    deliver_due(self.sessions, client=client)
+                    deliver_due(self.sessions, client=client, allow_private=self.allow_private)
                 except Exception:  # a database hiccup must not kill the thread; the next pass retries
                     log.exception("webhook delivery pass failed")
                 self._wake.wait(self.poll_seconds)

@@ -33,6 +33,7 @@ def live_server(tmp_path):
             "DATABASE_URL": f"sqlite:///{tmp_path / 'moderation.sqlite3'}",
             "MODEL_DIR": str(tmp_path / "models"),
             "INSTANCE_PATH": str(tmp_path),
+            "CALLBACK_ALLOW_PRIVATE": True,  # the callback receiver listens on loopback
         }
     )
     server = LiveServer(app).start()

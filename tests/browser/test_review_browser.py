@@ -462,3 +462,24 @@ def test_core_actions_work_without_javascript(live_server, browser):
         assert [_status(live_server, i) for i in ids] == ["approve", "hold", "hold", "hold"]
     finally:
         context.close()
+
+
+def test_a_long_unbroken_callback_error_wraps_inside_the_page(live_server, page, artifacts):
+    """A 600-character error without spaces stays inside its column on the deliveries page and the comment page."""
+    add_user(live_server.sessions)
+    site_id, _ = add_site(live_server.sessions, "Shop", callback_url="https://93.184.215.14/hook")
+    comment_id = add_comment(live_server.sessions, site_id, "a held comment")
+    with live_server.sessions() as session:
+        session.add(WebhookDelivery(site_id=site_id, comment_id=comment_id, url="https://93.184.215.14/hook",
+                                    payload={"status": "spam"}, status="failed", attempts=10,
+                                    last_error="ConnectError:" + "x" * 600))  # fmt: skip
+        session.commit()
+    _login(page, live_server)
+    for path in ("/review/deliveries", f"/review/comments/{comment_id}"):
+        page.goto(live_server.url + path)
+        overflow = page.evaluate(
+            "() => [...document.querySelectorAll('.table-wrap')].map(w => w.scrollWidth - w.clientWidth)"
+        )
+        assert overflow and max(overflow) <= 1, (path, overflow)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), path
+    page.screenshot(path=str(artifacts / "item-long-callback-error.png"), full_page=True)

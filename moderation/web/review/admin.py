@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import secrets
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 import moderation.web.review.forms as forms
-from moderation.errors import ConfigError
+from moderation.errors import ConfigError, DestinationRefused
 from moderation.policy.decision import SiteSettings
 from moderation.store import sites as site_store
 from moderation.store.schema import AuditEvent, CommentRecord, Site
+from moderation.web import destinations
 from moderation.web.review.auth import admin_required
 from moderation.web.review.blueprint import bp, db
 
@@ -22,6 +23,10 @@ def _site(site_id: int) -> Site:
     if site is None:
         abort(404)
     return site
+
+
+def _allow_private() -> bool:
+    return bool(current_app.extensions["moderation"].settings["CALLBACK_ALLOW_PRIVATE"])
 
 
 def _held_per_site() -> dict[int, int]:
@@ -84,6 +89,11 @@ def update_site(site_id: int) -> Response | tuple[str, int]:
     callback_url, url_error = forms.parse_callback_url(request.form.get("callback_url", ""))
     if url_error:
         errors.append(url_error)
+    elif callback_url and callback_url != current.callback_url:
+        try:
+            destinations.check(callback_url, allow_private=_allow_private())
+        except DestinationRefused as exc:
+            errors.append(f"callback URL: {exc}")
     if not errors:
         try:
             SiteSettings.from_dict({**(current.settings or {}), **changes})

@@ -14,8 +14,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from werkzeug.wrappers import Response
 
 from moderation.errors import AccountLockedError, LoginError
-from moderation.store.schema import User
-from moderation.store.users import authenticate
+from moderation.store.users import authenticate, end_session, session_user, start_session
 from moderation.web.review.blueprint import bp, db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,12 +47,12 @@ def _ip_throttled(address: str, *, failed: bool = False) -> bool:
 
 @bp.before_request
 def _load_user() -> None:
-    user_id = session.get("user_id")
-    g.user = db().get(User, user_id) if user_id is not None else None
-    if g.user is not None and session.get("pw") != g.user.password_hash[-16:]:
-        # The password changed since this session logged in: every other session ends with it.
+    # The cookie only names a login; the review_sessions row says whether it still holds (logout, expiry
+    # and a new password delete or outdate it, whatever copies of the cookie exist).
+    token = session.get("sid")
+    g.user = session_user(db(), token) if isinstance(token, str) else None
+    if g.user is None and "sid" in session:
         session.clear()
-        g.user = None
 
 
 def login_required(view: F) -> F:
@@ -83,7 +82,7 @@ def admin_required(view: F) -> F:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """`target` when it is a path inside this app, else `default` (no open redirects)."""
+    """`target` when it is a path inside this app without control characters, else `default` (no open redirects)."""
     if not target:
         return default
     try:
@@ -91,6 +90,9 @@ def safe_next(target: str | None, default: str) -> str:
     except ValueError:  # e.g. "/[" reads as a broken IPv6 host: not a path of ours either
         return default
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    # CR/LF would split the Location header (werkzeug refuses it: a 500, after a decide form had committed).
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
         return default
     return target
 
@@ -116,17 +118,19 @@ def login() -> str | Response | tuple[str, int]:
     except LoginError as exc:
         _ip_throttled(address, failed=True)
         return render_template("review/login.html", next=next_url, username=username, error=str(exc)), 401
-    session.clear()  # a new session id on login: nothing from before survives (no session fixation)
+    session.clear()  # a new session on login: nothing from before survives (no session fixation)
     session.permanent = True
-    session["user_id"] = user.id
-    session["pw"] = user.password_hash[-16:]
+    session["sid"] = start_session(db(), user, current_app.permanent_session_lifetime)
     flash(f"Signed in as {user.username}.")
     return redirect(next_url)
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    """End the session (POST only, with the CSRF token, so a link elsewhere cannot log anyone out)."""
+    """End the login, server-side (POST only, with the CSRF token, so a link elsewhere cannot log anyone out)."""
+    token = session.get("sid")
+    if isinstance(token, str):
+        end_session(db(), token)
     session.clear()
     flash("Signed out.")
     return redirect(url_for("review.login"))

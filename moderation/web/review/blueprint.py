@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, current_app, g, render_template, request
@@ -48,7 +47,6 @@ def _init_app(state: BlueprintSetupState) -> None:
     settings: dict[str, Any] = getattr(state_obj, "settings", {}) or {}
     if settings.get("ENV") == "production":
         app.config["SESSION_COOKIE_SECURE"] = True
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
     csrf.init_app(app)
 
 
@@ -96,6 +94,12 @@ def _security_headers(response: Response) -> Response:
     if request.endpoint != "review.static":
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.errorhandler(400)
+def _bad_request(error: Exception) -> tuple[str, int]:
+    message = getattr(error, "description", "") or "The request could not be understood."
+    return render_template("review/error.html", title="Bad request", message=message), 400
 
 
 @bp.errorhandler(403)

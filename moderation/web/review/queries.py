@@ -34,6 +34,10 @@ def _int(raw: str | None) -> int | None:
     return value if value is not None and abs(value) <= 2**31 - 1 else None
 
 
+class FilterError(ValueError):
+    """A filter value that parses but cannot be searched for (the views answer 400 with its message)."""
+
+
 @dataclass(frozen=True)
 class Filters:
     """What a queue or search page was asked for; every field optional, bad values ignored."""
@@ -49,8 +53,11 @@ class Filters:
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], *, default_sort: str = "oldest") -> Filters:
-        """Read the filters from query-string arguments."""
+        """Read the filters from query-string arguments; FilterError for an `until` the calendar cannot end."""
         status = args.get("status", "")
+        until = _day(args.get("until"))
+        if until == date.max:  # "up to the end of that day" would need the day after, which datetime lacks
+            raise FilterError(f"until: expected a date before {date.max.isoformat()}, found {until.isoformat()}")
         decision = args.get("decision", "")
         sort = args.get("sort", default_sort)
         return cls(
@@ -59,7 +66,7 @@ class Filters:
             status=status if status in STATUSES else "",
             decision=decision if decision in DECISIONS else "",
             since=_day(args.get("since")),
-            until=_day(args.get("until")),
+            until=until,
             sort=sort if sort in SORTS else default_sort,
             page=max(1, _int(args.get("page")) or 1),
         )

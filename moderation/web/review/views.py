@@ -30,7 +30,8 @@ def _worker() -> webhooks.DeliveryWorker | None:
         return None
     worker: webhooks.DeliveryWorker | None = current_app.extensions.get("review_webhooks")
     if worker is None:
-        worker = webhooks.DeliveryWorker(current_app.extensions["moderation"].sessions)
+        state = current_app.extensions["moderation"]
+        worker = webhooks.DeliveryWorker(state.sessions, allow_private=state.settings["CALLBACK_ALLOW_PRIVATE"])
         current_app.extensions["review_webhooks"] = worker
     return worker
 
@@ -65,11 +66,19 @@ def comment_view(comment: CommentRecord) -> dict[str, Any]:
     }
 
 
+def _filters(default_sort: str = "oldest") -> queries.Filters:
+    """The page's filters from its query string; 400 for one that cannot be searched for."""
+    try:
+        return queries.Filters.from_args(request.args, default_sort=default_sort)
+    except queries.FilterError as exc:
+        abort(400, str(exc))
+
+
 @bp.get("/")
 @login_required
 def queue() -> str:
     """Held comments, oldest (or riskiest) first, with filters."""
-    filters = queries.Filters.from_args(request.args)
+    filters = _filters()
     page = queries.fetch(db(), filters, status="hold")
     return render_template(
         "review/queue.html",
@@ -86,7 +95,7 @@ def queue() -> str:
 @login_required
 def search() -> str:
     """Every comment, whatever its status, to find and correct any decision."""
-    filters = queries.Filters.from_args(request.args, default_sort="newest")
+    filters = _filters(default_sort="newest")
     searched = any(request.args.get(k) for k in ("q", "site", "status", "decision", "since", "until"))
     page = queries.fetch(db(), filters)
     return render_template(
