@@ -57,8 +57,8 @@ from moderation.learning.site_learning import (
     MARKS_KEY,
     PhraseSites,
     StoredLabel,
+    cap_key,
     daily_counts,
-    day_key,
     fit_site_adjustments,
     label_marks,
     label_weight,
@@ -315,7 +315,7 @@ def stored_examples(
     for batch in stream_labels(session, query, BATCH_SIZE):  # first pass: which phrases several sites share
         for stored in batch:
             if stored.label_id in excluded:
-                day = (stored.site_id, day_key(stored.labelled_at))
+                day = cap_key(stored.site_id, stored.labelled_at, stored.source)
                 counts[day] = counts.get(day, 1) - 1
                 continue
             sites.add(stored.site_id, stored.label, stored.comment.content)

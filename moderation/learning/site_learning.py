@@ -190,13 +190,31 @@ def stream_labels(session: Session, query: Any, batch_size: int = 2000) -> Itera
 
 
 def daily_counts(session: Session) -> dict[tuple[int, str], int]:
-    """How many latest labels each site has per UTC day."""
+    """How many latest labels each site has per daily-cap bucket (`cap_key`: UTC day, imports apart)."""
     query = latest_labels_query().subquery()
     column = query.c.created_at
     # PostgreSQL's date() uses the session time zone; SQLite stores UTC already (schema.UTCDateTime).
     day = func.date(func.timezone("UTC", column) if session.get_bind().dialect.name == "postgresql" else column)
-    stmt = select(query.c.site_id, day, func.count()).group_by(query.c.site_id, day)
-    return {(int(site), str(when)): int(n) for site, when, n in session.execute(stmt)}
+    imported = case((query.c.source == IMPORT_SOURCE, 1), else_=0)
+    stmt = select(query.c.site_id, day, imported, func.count()).group_by(query.c.site_id, day, imported)
+    counts: dict[tuple[int, str], int] = {}
+    for site, when, is_import, n in session.execute(stmt):
+        key = (int(site), f"{when} {IMPORT_SOURCE}" if is_import else str(when))
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts
+
+
+IMPORT_SOURCE = "import"  # labels from a site's imported history (`moderation sites import`)
+
+
+def cap_key(site_id: int, moment: datetime | date, source: str) -> tuple[int, str]:
+    """The daily-cap bucket of a label: its site and UTC day, imported history in a bucket of its own.
+
+    A site's imported years must neither fill the cap of the day its live labels came in on, nor be
+    filled by them.
+    """
+    day = day_key(moment)
+    return site_id, f"{day} {IMPORT_SOURCE}" if source == IMPORT_SOURCE else day
 
 
 def day_key(moment: datetime | date) -> str:
@@ -218,7 +236,7 @@ def label_weight(
     confirmed (0 when none did: the label then teaches only its own site's model).
     """
     base = source_weights.get(stored.source, min(source_weights.values(), default=0.5))
-    count = counts.get((stored.site_id, day_key(stored.labelled_at)), 1)
+    count = counts.get(cap_key(stored.site_id, stored.labelled_at, stored.source), 1)
     weight = base * min(1.0, daily_cap / max(count, 1))
     if sites is not None:
         weight *= sites.agreement(stored.label, stored.comment.content)
@@ -325,10 +343,12 @@ def fit_site_adjustments(
 
 __all__ = [
     "DEFAULT_SOURCE_WEIGHTS",
+    "IMPORT_SOURCE",
     "MARKS_KEY",
     "PhraseSites",
     "SiteLabels",
     "StoredLabel",
+    "cap_key",
     "daily_counts",
     "fit_site_adjustments",
     "label_marks",
