@@ -8,9 +8,9 @@ request's scheduled time) in two windows of --seconds each:
 
 1. quiet: no labels, nothing to refit;
 2. refit: just before the window, --sites sites each get --labels stored labels (half spam, half ham,
-   inserted in the database as a review queue would), with MODERATION_SITE_REFIT_SECONDS=2 so one of
-   the workers' learner threads refits them during the window, publishes the new model and both workers
-   reload it.
+   inserted in the database as a review queue would; PostgreSQL is ANALYZEd after it, as after the
+   warm-up, see bench_http.refresh_statistics), with MODERATION_SITE_REFIT_SECONDS=2 so a worker's
+   learner has them refitted during the window, publishes the new model and both workers reload it.
 
 Prints p50/p90/p99 of both windows as JSON, with the refits the server logged (sites, seconds).
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.bench_http import bodies, run_open_loop
+from benchmarks.bench_http import bodies, refresh_statistics, run_open_loop
 from benchmarks.live_server import fresh_postgres_database, serve, service_env
 
 
@@ -121,8 +121,10 @@ def main() -> None:
         with serve(env, tmp / "server.log", workers=2, ready_timeout=600, ready_path="/readyz") as server:
             url = f"{server.base}/api/v1/comments/check"
             run_open_loop(url, 5, args.rate, 8, key, bodies(64, first=10_000))  # warm-up
+            refresh_statistics(database_url)
             report["quiet"] = run_open_loop(url, args.seconds, args.rate, 8, key, bodies(256))
             store_labels(database_url, args.sites, args.labels)
+            refresh_statistics(database_url)  # thousands of new rows: plans as autovacuum would soon make them
             started = datetime.now(UTC)
             report["refit"] = run_open_loop(url, args.seconds, args.rate, 8, key, bodies(256, first=1000))
             report["published_after_s"] = published_since(database_url, started)
