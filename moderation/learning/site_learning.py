@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-import zlib
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from moderation.comment import SENDER_FIELDS, Comment, Label
 from moderation.core.classifier import SpamModel
+from moderation.core.similar import shingles
 from moderation.core.site_model import SiteAdjustment, fit_site_adjustment
 from moderation.errors import ConfigError
 from moderation.store.schema import CommentRecord, LabelRecord, UTCDateTime
@@ -60,14 +60,11 @@ def skeleton(text: str) -> str:
 # a learned vocabulary gives a phrase only one site ever used its own columns, and with nothing in the
 # corpora to hold them back even a tiny total weight of reports makes that phrase spam for everyone.
 PHRASE_SLOTS = 2**20  # hashed phrase table size: two int32 arrays, 8 MB, however many labels
-_WORD = re.compile(r"[^\W\d_]+")
 
 
-def phrases(text: str) -> set[int]:
-    """Hashed word trigrams of `text` (uni- and bigrams for texts under three words)."""
-    words = _WORD.findall(text.lower())
-    n = 3 if len(words) >= 3 else max(1, len(words))
-    return {zlib.crc32(" ".join(words[i : i + n]).encode("utf-8", "surrogatepass")) for i in range(len(words) - n + 1)}
+def phrases(text: str) -> frozenset[int]:
+    """Hashed word trigrams of `text` (uni- and bigrams for texts under three words): `similar.shingles`."""
+    return shingles(text)
 
 
 class PhraseSites:
