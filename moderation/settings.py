@@ -99,7 +99,12 @@ SETTINGS: tuple[Setting, ...] = (
         "recall_at_1pct_fpr,mcc_at_spam",
         "Metrics on which a retrained challenger must not be worse than the champion to be promoted.",
     ),
-    Setting("RETRAIN_HOLDOUT", 1000, "Most recent labelled comments held out to compare challenger and champion.", int),
+    Setting(
+        "RETRAIN_HOLDOUT",
+        1000,
+        "Recent labelled comments held out to compare challenger and champion (shared among sites, both classes).",
+        int,
+    ),
     Setting(
         "RETRAIN_SOURCE_WEIGHTS",
         "moderator=1,feedback=0.5,akismet=0.5",
@@ -110,6 +115,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SITE_MIN_LABELS", 10, "Labels a site needs before it gets its own correction to the global model.", int),
     Setting("SITE_MAX_LABELS", 5000, "Most recent labels used to fit a site's own correction.", int),
+    Setting(
+        "SITE_REFIT_SECONDS",
+        60,
+        "A running server refits a site's own model once its oldest new label is this old (0: never; then cron "
+        "`moderation retrain --sites-only`).",
+        int,
+    ),
+    Setting("SITE_REFIT_LABELS", 20, "... or as soon as the site has this many new labels.", int),
     Setting("RETRAIN_LOCK_TIMEOUT", 3600, "Seconds a retrain waits for another one to finish before giving up.", int),
 )
 

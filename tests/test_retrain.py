@@ -19,7 +19,9 @@ from moderation.errors import StoreError
 from moderation.learning.retrain import (
     EXIT_NOT_PROMOTED,
     EXIT_PROMOTED,
+    Holdout,
     RetrainOptions,
+    choose_holdout,
     retrain,
     retrain_lock,
     stored_examples,
@@ -55,7 +57,7 @@ def test_labels_from_every_source_reach_the_training_set(store):
     store_labelled(session, other, confirmations, source="moderator")
 
     stats: dict[str, int] = {}
-    seen = stored_examples(session, cutoff=None, options=FAST, stats=stats)
+    seen = stored_examples(session, held=Holdout(), options=FAST, stats=stats)
     got = {(e.group, e.comment.content): (e.label, e.weight) for e in seen if e.group == f"site-{site.id}"}
     assert got == {
         (f"site-{site.id}", "moderated spam text"): (Label.SPAM, 1.0),
@@ -86,7 +88,7 @@ def test_a_label_no_other_site_confirms_stays_out_of_the_global_model(store):
     _engine, session, _folder, site = store
     store_labelled(session, site, [("only this site says so", Label.SPAM)], source="moderator")
     stats: dict[str, int] = {}
-    assert stored_examples(session, cutoff=None, options=FAST, stats=stats) == []
+    assert stored_examples(session, held=Holdout(), options=FAST, stats=stats) == []
 
 
 def test_a_better_challenger_is_promoted_and_reloads_nothing_by_itself(store):
@@ -128,6 +130,64 @@ def test_a_worse_challenger_is_refused_and_dry_run_changes_nothing(store):
 
     forced = retrain(engine, folder, None, FAST.replace(force=True))
     assert forced.promoted and registry.champion(session).version == forced.challenger
+
+
+FRIENDLY = ("Thanks for sharing", "Lovely photos", "Great read", "Happy to help", "See you on Sunday")
+
+
+def _friendly_flood(n: int) -> list[tuple[str, Label]]:
+    return [(f"{FRIENDLY[i % len(FRIENDLY)]}, friend number {i}!", Label.SPAM) for i in range(n)]
+
+
+def test_one_key_reporting_friendly_text_as_spam_cannot_veto_a_promotion(store):
+    """300 submit-spam reports of friendly text from one key, the newest labels of all: the challenger is compared
+    on the other site's spam and ham and promoted; the output says what was held."""
+    engine, session, folder, site = store
+    store_labelled(session, site, domain(100, 100))
+    flooder = new_site(session, "flooder")
+    store_labelled(session, flooder, _friendly_flood(300), source="akismet")
+
+    result = retrain(engine, folder, None, FAST)
+    assert result.exit_code == EXIT_PROMOTED and result.promoted, result.reason
+    assert "not compared" not in result.reason
+    held = result.holdout
+    assert held["sites"] == {str(site.id): {"spam": 20, "ham": 20}} and (held["spam"], held["ham"]) == (20, 20)
+    assert held["left_out"] == {str(flooder.id): {"spam": 300, "ham": 0}}
+
+
+def test_the_holdout_is_shared_among_sites_and_left_out_of_every_fit(store):
+    """A site with most of the labels gives no more than its share; held-out ids reach neither the global set nor
+    any site model."""
+    from moderation.learning.site_learning import site_examples
+
+    _engine, session, _folder, site = store
+    small, other = new_site(session, "small"), new_site(session, "other")
+    store_labelled(session, site, domain(400, 400, seed=4))
+    store_labelled(session, small, domain(10, 15, seed=5))
+    store_labelled(session, other, domain(40, 60, seed=6))
+
+    held = choose_holdout(session, 120)
+    assert held.sites[small.id] == (2, 3)  # a fifth of each class: all it can give
+    assert held.sites[other.id] == (8, 12)
+    assert held.sites[site.id] == (48, 47)  # the rest, shared between its classes
+    assert len(held.label_ids) == 120
+    stats: dict[str, int] = {}
+    trained = stored_examples(session, held=held, options=FAST.replace(site_daily_cap=1e9), stats=stats)
+    assert stats["stored"] + stats["stored_duplicates"] == 925 - 120
+    assert trained == [] or all(e.group.startswith("site-") for e in trained)
+    for site_id in (site.id, small.id, other.id):
+        fitted = site_examples(session, site_id, limit=5000, exclude=held.label_ids)
+        assert not {e.label_id for e in fitted} & held.label_ids
+        assert len(fitted) == {site.id: 800, small.id: 25, other.id: 100}[site_id] - sum(held.sites[site_id])
+
+
+def test_a_holdout_without_both_classes_says_so_and_does_not_veto(store):
+    """Only one class among the labels: nothing is held out, the comparison is skipped and says why."""
+    engine, session, folder, site = store
+    store_labelled(session, site, _friendly_flood(60), source="akismet")
+    result = retrain(engine, folder, None, FAST)
+    assert result.promoted and result.holdout["n"] == 0
+    assert "not compared" in result.reason and "0 spam and 0 ham" in result.reason
 
 
 def test_concurrent_retrains_are_serialised(store):

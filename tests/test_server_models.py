@@ -15,12 +15,14 @@ def test_empty_folder_means_no_model_with_a_reason(tmp_path):
 
 
 def test_promoted_version_is_picked_up_on_the_next_check(tmp_path, tiny_model):
-    """After another version becomes current the holder serves it once the reload interval passed."""
+    """After another version becomes current the holder serves it once loaded, the old one serving meanwhile."""
     save_model(tmp_path, tiny_model, data={}, metrics={})
     holder = ModelHolder(tmp_path, reload_seconds=0)
     assert holder.get().version == "tiny-1" and holder.problem() is None
     newer = replace_version(tiny_model, "tiny-2")
     save_model(tmp_path, newer, data={}, metrics={})
+    assert holder.get().version == "tiny-1"  # still serving while tiny-2 loads on a thread
+    holder.wait()
     assert holder.get().version == "tiny-2"
 
 
@@ -33,6 +35,8 @@ def test_damaged_promotion_is_refused_and_the_old_model_keeps_serving(tmp_path, 
     artifact = artifact_path(tmp_path, "tiny-2")
     artifact.write_bytes(artifact.read_bytes()[:-10] + b"0123456789")
     set_current(tmp_path, "tiny-2")
+    assert holder.get().version == "tiny-1"
+    holder.wait()
     assert holder.get().version == "tiny-1"
 
 

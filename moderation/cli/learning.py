@@ -88,8 +88,8 @@ def retrain(force: bool, dry_run: bool, sites_only: bool, data_dir: Path | None,
     for name, pair in result.comparison.items():
         marker = " *" if name in options.metrics else ""
         click.echo(f"{name:<20} {_figure(pair['champion']):>9} {_figure(pair['challenger']):>10}{marker}")
+    _print_holdout(result.holdout)
     click.echo(
-        f"held out: {result.holdout['n']} recent labels ({result.holdout['spam']} spam, {result.holdout['ham']} ham); "
         f"trained on {result.training.get('train', 0) + result.training.get('calibration', 0)} comments "
         f"({result.training.get('stored', 0)} stored), {result.training.get('sites_with_corrections', 0)} site "
         f"corrections, {result.seconds:.0f} s"
@@ -105,6 +105,17 @@ def retrain(force: bool, dry_run: bool, sites_only: bool, data_dir: Path | None,
     if result.pruned:
         click.echo(f"pruned {len(result.pruned)} old artifacts: {', '.join(result.pruned)}")
     sys.exit(result.exit_code)
+
+
+def _print_holdout(held: dict[str, Any], shown: int = 10) -> None:
+    """What the comparison held: totals, then each site's spam and ham, and the sites that could give none."""
+    click.echo(f"held out: {held['n']} recent labels ({held['spam']} spam, {held['ham']} ham)")
+    for title, sites in (("", held.get("sites", {})), ("left out (one class too rare) ", held.get("left_out", {}))):
+        parts = [f"site {site}: {c['spam']} spam, {c['ham']} ham" for site, c in list(sites.items())[:shown]]
+        if len(sites) > shown:
+            parts.append(f"and {len(sites) - shown} more sites")
+        if parts:
+            click.echo(f"  {title}{'; '.join(parts)}")
 
 
 @click.group("models")

@@ -13,7 +13,12 @@ import click
 from sqlalchemy.orm import Session
 
 from moderation import settings
+from moderation.cli.common import MODEL_DIR_OPTION, model_folder, progress, user_errors
+from moderation.cli.common import load_settings as load_common_settings
+from moderation.core.exports import FORMATS, detect_format
 from moderation.errors import ModerationError
+from moderation.learning.retrain import RetrainOptions
+from moderation.learning.site_import import import_history
 from moderation.store import db
 from moderation.store.privacy import export_site, parse_age
 from moderation.store.privacy import purge as purge_comments
@@ -141,6 +146,49 @@ def sites_set(site_id: int, name: str, value: str) -> None:
     with _session() as session:
         site = update_settings(session, site_id, {name: parsed})
         click.echo(json.dumps(site.settings, ensure_ascii=False, sort_keys=True))
+
+
+@sites.command("import")
+@click.argument("site_id", type=int)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="wxr (WordPress), disqus, csv or jsonl; default: from the extension (.xml: from its root element).",
+)
+@MODEL_DIR_OPTION
+def sites_import(site_id: int, file: Path, fmt: str | None, model_dir: Path | None) -> None:
+    """Store FILE's moderated comments as the site's labelled history and fit the site's own model at once.
+
+    WordPress WXR (approved → ham, spam → spam; pending and trash skipped), Disqus (isSpam → spam,
+    isDeleted skipped, else ham), or CSV/JSONL with content and label. All or nothing: a bad row stops the
+    import naming file and line, and nothing is stored.
+    """
+    values = load_common_settings()
+    with user_errors():
+        options = RetrainOptions.from_settings(values)
+        engine = db.make_engine(settings.database_url(values))
+        db.upgrade(engine)
+        try:
+            result = import_history(
+                engine, model_folder(model_dir), site_id, file, fmt or detect_format(file), options, progress=progress
+            )
+        finally:
+            engine.dispose()
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(result.skipped.items()))
+    click.echo(
+        f"site {site_id}: stored {result.stored} comments ({result.spam} spam, {result.ham} ham)"
+        + (f"; {result.already} already imported" if result.already else "")
+        + (f"; skipped {skipped}" if skipped else "")
+    )
+    if result.version is None:
+        click.echo("no model to refit yet (run `moderation train`); the next retrain fits this site's model")
+    elif result.site_model_labels:
+        click.echo(f"serving {result.version}: the site's own model learned from {result.site_model_labels} labels")
+    else:
+        click.echo(f"serving {result.version}: too few labels of both kinds for a model of the site's own yet")
 
 
 @click.command()

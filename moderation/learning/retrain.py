@@ -4,7 +4,9 @@
 
 1. Take the retrain lock (PostgreSQL advisory lock; a lock file beside a SQLite database), so two
    retrains run one after the other.
-2. Hold out the `holdout` most recent labelled comments (latest label per comment, never `is_test`).
+2. Hold out up to `holdout` recent labelled comments (latest label per comment, never `is_test`), shared
+   among the sites so that none dominates, spam and ham from each (`choose_holdout`); their ids are
+   left out of both the global training set and the site models.
 3. Read everything else from the database in batches (server-side cursor), weighted and capped per site
    and day (`site_learning`), and train the challenger on it plus the corpora with the same trainer and
    threshold rule as `moderation train` (`training.fit_with_thresholds`). Then fit each site's own
@@ -12,7 +14,8 @@
    With `sites_only`, steps 2-4 are instead: refit only each site's model, on every label, keeping the
    champion's global model (`refit_site_models`, the fast path), and promote that.
 4. Score the held-out comments with the challenger and the champion, each with its site corrections,
-   and compare on `metrics`. Promote only when the challenger is not worse on every one (or `force`).
+   and compare on `metrics`. Promote only when the challenger is not worse on every one (or `force`);
+   a held-out set without enough of one class cannot judge, and does not veto.
 5. Save the challenger atomically (model_store), register it with its bytes and the comparison,
    promote it or not, prune old artifacts. `dry_run` stops before any of this and changes nothing.
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +54,13 @@ from moderation.core.site_model import SiteAdjustment
 from moderation.core.training import build_training_set, fit_with_thresholds, free_version
 from moderation.errors import ConfigError, DataError, StoreError
 from moderation.learning.site_learning import (
+    MARKS_KEY,
     PhraseSites,
     StoredLabel,
+    cap_key,
     daily_counts,
     fit_site_adjustments,
+    label_marks,
     label_weight,
     latest_labels_query,
     parse_source_weights,
@@ -151,7 +157,7 @@ class RetrainResult:
     challenger: str
     champion: str | None
     comparison: dict[str, dict[str, float]]
-    holdout: dict[str, int]
+    holdout: dict[str, Any]  # Holdout.counts(): n, spam, ham, per-site figures
     training: dict[str, int]
     promoted: bool
     would_promote: bool
@@ -159,6 +165,7 @@ class RetrainResult:
     dry_run: bool
     seconds: float
     pruned: list[str] = field(default_factory=list)
+    sites: list[int] = field(default_factory=list)  # with sites_only: the sites whose models were refitted
 
     @property
     def exit_code(self) -> int:
@@ -204,14 +211,80 @@ def retrain_lock(engine: Engine, timeout: float, model_dir: Path) -> Iterator[No
 # --- the data ----------------------------------------------------------------------------------------------
 
 
-def holdout_cutoff(session: Session, size: int) -> int | None:
-    """The label id from which the `size` most recent latest labels are held out (None: nothing held out)."""
+@dataclass(frozen=True)
+class Holdout:
+    """The labels held out to compare challenger and champion, and what each site gave or could not give.
+
+    `label_ids` are left out of the global training set and of every site's model. `sites` maps a site
+    id to the (spam, ham) it gave; `left_out` the (spam, ham) of sites that could give nothing because one
+    class was too rare among their labels.
+    """
+
+    label_ids: frozenset[int] = frozenset()
+    sites: dict[int, tuple[int, int]] = field(default_factory=dict)
+    left_out: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, Any]:
+        """What was held, for the result and the manifest: n, spam, ham, and the per-site figures."""
+        spam = sum(s for s, _ in self.sites.values())
+        ham = sum(h for _, h in self.sites.values())
+        return {
+            "n": spam + ham,
+            "spam": spam,
+            "ham": ham,
+            "sites": {str(site): {"spam": s, "ham": h} for site, (s, h) in sorted(self.sites.items())},
+            "left_out": {str(site): {"spam": s, "ham": h} for site, (s, h) in sorted(self.left_out.items())},
+        }
+
+
+def water_fill(capacities: dict[Any, int], total: int) -> dict[Any, int]:
+    """Share `total` among keys as evenly as their capacities allow: small ones take all they have, the rest split."""
+    shares: dict[Any, int] = {}
+    remaining = max(total, 0)
+    ordered = sorted(capacities.items(), key=lambda item: item[1])
+    for i, (key, capacity) in enumerate(ordered):
+        share = min(capacity, -(-remaining // (len(ordered) - i)))  # ceil: a remainder goes to the larger keys
+        shares[key] = share
+        remaining -= share
+    return shares
+
+
+def choose_holdout(session: Session, size: int) -> Holdout:
+    """The held-out labels: the most recent ones, shared among sites so that no site dominates, both classes each.
+
+    Each site may give at most a fifth of its latest labels of each class (its own model keeps the rest)
+    and gives nothing unless that is at least one spam and one ham: a site whose labels are one class only
+    (a key flooding submit-spam) measures nothing its labels could teach — one-class sites get no model
+    of their own and their unconfirmed phrases stay out of the global one — so it could only veto. The
+    `size` is shared evenly among the sites that can give (`water_fill`), and within a site between spam
+    and ham, most recent first.
+    """
     if size <= 0:
-        return None
+        return Holdout()
     latest = latest_labels_query().order_by(None).subquery()
-    query = select(latest.c.id).order_by(latest.c.id.desc()).limit(size)
-    found = [int(i) for i in session.scalars(query)]
-    return min(found) if found else None
+    rows = session.execute(select(latest.c.id, latest.c.site_id, latest.c.label).order_by(latest.c.id.desc()))
+    by_site: dict[int, dict[str, list[int]]] = {}
+    for label_id, site_id, label in rows:
+        by_site.setdefault(int(site_id), {Label.SPAM.value: [], Label.HAM.value: []})[str(label)].append(int(label_id))
+    capacity: dict[int, tuple[int, int]] = {}
+    left_out: dict[int, tuple[int, int]] = {}
+    for site_id, ids in by_site.items():
+        spam, ham = len(ids[Label.SPAM.value]), len(ids[Label.HAM.value])
+        if min(spam // 5, ham // 5) >= 1:
+            capacity[site_id] = (spam // 5, ham // 5)
+        else:
+            left_out[site_id] = (spam, ham)
+    quotas = water_fill({site: s + h for site, (s, h) in capacity.items()}, size)
+    chosen: set[int] = set()
+    sites: dict[int, tuple[int, int]] = {}
+    for site_id, quota in quotas.items():
+        spam_cap, ham_cap = capacity[site_id]
+        # Both classes first, then the rest evenly: a quota of 1 would otherwise hold one class only.
+        per_class = water_fill({Label.SPAM.value: spam_cap, Label.HAM.value: ham_cap}, max(quota, 2))
+        for label, n in per_class.items():
+            chosen.update(by_site[site_id][label][:n])
+        sites[site_id] = (per_class[Label.SPAM.value], per_class[Label.HAM.value])
+    return Holdout(frozenset(chosen), sites, left_out)
 
 
 def count_labels(session: Session) -> int:
@@ -223,12 +296,12 @@ def count_labels(session: Session) -> int:
 def stored_examples(
     session: Session,
     *,
-    cutoff: int | None,
+    held: Holdout,
     options: RetrainOptions,
     stats: dict[str, int],
     progress: Progress = _quiet,
 ) -> list[LabelledComment]:
-    """Stored labels older than `cutoff` as weighted training examples (source "store", grouped by site).
+    """Stored labels except the held-out ones as weighted training examples (source "store", grouped by site).
 
     A label's weight is its source's weight times the per-site, per-day cap, less when no second site
     confirmed its phrases (`site_learning.label_weight`); repeats of (site, text skeleton, label) count
@@ -236,12 +309,15 @@ def stored_examples(
     labels read ("stored"), the repeats skipped and the labels kept ("stored_in_global").
     """
     query = latest_labels_query()
-    if cutoff is not None:
-        query = query.where(LabelRecord.id < cutoff)
-    counts = daily_counts(session, cutoff)
+    excluded = held.label_ids
+    counts = daily_counts(session)
     sites = PhraseSites()
     for batch in stream_labels(session, query, BATCH_SIZE):  # first pass: which phrases several sites share
         for stored in batch:
+            if stored.label_id in excluded:
+                day = cap_key(stored.site_id, stored.labelled_at, stored.source)
+                counts[day] = counts.get(day, 1) - 1
+                continue
             sites.add(stored.site_id, stored.label, stored.comment.content)
     progress("  phrase agreement across sites counted")
     seen: set[tuple[int, str, str]] = set()
@@ -249,6 +325,8 @@ def stored_examples(
     examples: list[LabelledComment] = []
     for batch in stream_labels(session, query, BATCH_SIZE):
         for stored in batch:
+            if stored.label_id in excluded:
+                continue
             key = (stored.site_id, skeleton(stored.comment.content), stored.label.value)
             if key in seen:
                 stats["stored_duplicates"] += 1
@@ -265,12 +343,14 @@ def stored_examples(
     return examples
 
 
-def holdout_examples(session: Session, cutoff: int | None) -> list[StoredLabel]:
-    """The held-out stored labels (label id ≥ `cutoff`), in memory (at most RETRAIN_HOLDOUT of them)."""
-    if cutoff is None:
-        return []
-    query = latest_labels_query().where(LabelRecord.id >= cutoff)
-    return [stored for batch in stream_labels(session, query, BATCH_SIZE) for stored in batch]
+def holdout_examples(session: Session, held: Holdout) -> list[StoredLabel]:
+    """The held-out stored labels, in memory (at most about RETRAIN_HOLDOUT of them)."""
+    ids = sorted(held.label_ids)
+    found: list[StoredLabel] = []
+    for start in range(0, len(ids), BATCH_SIZE):  # bounded IN lists: SQLite caps bound parameters
+        query = latest_labels_query().where(LabelRecord.id.in_(ids[start : start + BATCH_SIZE]))
+        found.extend(stored for batch in stream_labels(session, query, BATCH_SIZE) for stored in batch)
+    return found
 
 
 # --- comparing -----------------------------------------------------------------------------------------------
@@ -302,12 +382,15 @@ def compare(
     if champion is None:
         return comparison, True, "no champion yet"
     if min(spam, ham) < MIN_HOLDOUT_PER_CLASS:
+        # A missing class measures nothing: it must not veto, or a single key's one-sided reports (or an
+        # installation with no ham labels yet) would keep every challenger out. The challenger's own
+        # out-of-fold thresholds still hold.
         return (
             comparison,
-            False,
+            True,
             (
-                f"too few recent labels to compare (held out {spam} spam and {ham} ham, need {MIN_HOLDOUT_PER_CLASS} "
-                "of each); use --force to promote anyway"
+                f"not compared: held out {spam} spam and {ham} ham, a comparison needs {MIN_HOLDOUT_PER_CLASS} of "
+                "each; promoted on its out-of-fold checks alone"
             ),
         )
 
@@ -364,30 +447,35 @@ def retrain(
             return refit_site_models(session, model_dir, champion_version, champion, options, progress, started)
 
         labelled = count_labels(session)
+        marks = label_marks(session)
         holdout_size = min(options.holdout, labelled // 5)
-        cutoff = holdout_cutoff(session, holdout_size)
-        held = holdout_examples(session, cutoff)
+        holdout = choose_holdout(session, holdout_size)
+        held = holdout_examples(session, holdout)
         stats: dict[str, int] = {"labelled": labelled, "holdout": len(held)}
-        progress(f"stored labels: {labelled} ({len(held)} most recent held out for the comparison)")
+        progress(
+            f"stored labels: {labelled} ({len(held)} recent ones from {len(holdout.sites)} sites held out for the "
+            "comparison)"
+        )
 
         corpora = build_training_set(data_dir)
         progress(f"corpora: {len(corpora)} examples (starter{f' + {data_dir}' if data_dir else ''})")
-        stored = stored_examples(session, cutoff=cutoff, options=options, stats=stats, progress=progress)
+        stored = stored_examples(session, held=holdout, options=options, stats=stats, progress=progress)
         examples = deduplicate([*corpora, *stored])
         stats.update(corpora=len(corpora), examples=len(examples))
-        digest = hashlib.sha256(f"{len(corpora)}:{labelled}:{cutoff}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{len(corpora)}:{labelled}:{sorted(holdout.label_ids)}".encode()).hexdigest()
         version = free_version(model_dir, new_version(digest))
         progress(f"training the challenger on {len(examples)} examples ({stats['stored_in_global']} stored labels)")
         trained = fit_with_thresholds(examples, version=version, random_state=options.random_state, progress=progress)
         challenger = trained.model
         progress("fitting per-site corrections")
-        challenger.sites = _site_models(session, challenger, options, progress, before_label_id=cutoff)
+        challenger.sites = _site_models(session, challenger, options, progress, exclude=holdout.label_ids)
         comparison, better, reason = compare(challenger, champion, held, options.metrics)
         would_promote = better or options.force
         if options.force and not better:
             reason += " (promoted anyway: --force)"
-        held_counts = {"n": len(held), "spam": sum(s.label is Label.SPAM for s in held)}
-        held_counts["ham"] = held_counts["n"] - held_counts["spam"]
+        held_counts = holdout.counts()
+        for site_id, (spam, ham) in holdout.sites.items():  # not in its site model yet: a refit will add them
+            marks["counts"][str(site_id)] = marks["counts"].get(str(site_id), 0) - spam - ham
         outcome = RetrainResult(
             challenger=version,
             champion=champion_version,
@@ -418,7 +506,8 @@ def retrain(
             "fingerprint": digest,
             "counts": outcome.training,
             "data_dir": str(data_dir) if data_dir is not None else None,
-            "holdout_from_label_id": cutoff,
+            "holdout_label_ids": len(holdout.label_ids),
+            MARKS_KEY: marks,
         }
         _publish(session, model_dir, challenger, outcome, options, data, metrics, "retrain", progress)
         outcome.seconds = round(time.perf_counter() - started, 2)
@@ -433,55 +522,72 @@ def refit_site_models(
     options: RetrainOptions,
     progress: Progress,
     started: float,
+    only: Collection[int] | None = None,
 ) -> RetrainResult:
-    """The fast path: the champion's global model with every site's model refitted on all its labels.
+    """The fast path: the champion's global model with every site's (or the `only` sites') model refitted.
 
     Seconds per site instead of a full retrain, so a site's new labels shape its decisions soon (cron it
-    every few minutes). The global part is the champion's, unchanged, so there is nothing to compare:
-    the result is promoted (with `dry_run`: only fitted). No labels are held out: each site model is
-    chosen by cross-validation within its own labels. Called by `retrain` under its lock. Raises
-    DataError when there is no champion to refit.
+    every few minutes, or let the server do it: `site_refit`). The global part is the champion's,
+    unchanged, so there is nothing to compare: the result is promoted (with `dry_run`: only fitted). No
+    labels are held out: each site model is chosen by cross-validation within its own labels. With
+    `only`, the other sites keep the champion's models, and when no site model changed nothing is
+    published (`would_promote` False). Called under the retrain lock. Raises DataError when there is no
+    champion to refit.
     """
     if champion_version is None or champion is None:
         raise DataError("--sites-only refits the site models of the champion, found none; run `moderation train` first")
     labelled = count_labels(session)
-    digest = hashlib.sha256(f"sites:{champion_version}:{labelled}".encode()).hexdigest()
+    marks = label_marks(session)  # read before fitting: a label arriving meanwhile counts as new next time
+    digest = hashlib.sha256(f"sites:{champion_version}:{labelled}:{marks['through']}".encode()).hexdigest()
     version = free_version(model_dir, new_version(digest))
     progress(f"refitting per-site models on {champion_version}'s global model")
-    model = champion.with_sites(version, _site_models(session, champion, options, progress))
+    fitted = _site_models(session, champion, options, progress, only=only)
+    sites = fitted if only is None else {**{k: v for k, v in champion.sites.items() if k not in only}, **fitted}
+    model = champion.with_sites(version, sites)
+    changed = only is None or bool(fitted) or any(site in champion.sites for site in only)
     reason = f"site models refitted on {champion_version}'s global model (unchanged)"
+    if not changed:
+        reason = "no site model changed (one class only, or too few labels): nothing published"
     outcome = RetrainResult(
         challenger=version,
         champion=champion_version,
         comparison={},
         holdout={"n": 0, "spam": 0, "ham": 0},
-        training={"labelled": labelled, "sites_with_corrections": len(model.sites)},
+        training={"labelled": labelled, "sites_with_corrections": len(model.sites), "sites_refitted": len(fitted)},
         promoted=False,
-        would_promote=True,
+        would_promote=changed,
         reason=reason,
         dry_run=options.dry_run,
         seconds=0.0,
+        sites=sorted(fitted) if only is None else sorted(only),
     )
-    if not options.dry_run:
+    if changed and not options.dry_run:
         before = read_manifest(model_dir, champion_version)
         metrics = json_safe({**before.metrics, "sites_only": True, "global_from": champion_version, "reason": reason})
-        data = {**before.data, "sites_refitted_on_labels": labelled}
+        data = {**before.data, "sites_refitted_on_labels": labelled, MARKS_KEY: marks}
         _publish(session, model_dir, model, outcome, options, data, metrics, "retrain --sites-only", progress)
     outcome.seconds = round(time.perf_counter() - started, 2)
     return outcome
 
 
 def _site_models(
-    session: Session, model: SpamModel, options: RetrainOptions, progress: Progress, before_label_id: int | None = None
+    session: Session,
+    model: SpamModel,
+    options: RetrainOptions,
+    progress: Progress,
+    exclude: frozenset[int] = frozenset(),
+    only: Collection[int] | None = None,
 ) -> dict[int, SiteAdjustment]:
-    """Every site's own correction to `model`, within the options' label limits, from labels before the id."""
+    """Every site's (or the `only` sites') own correction to `model`, within the options' label limits, leaving out
+    the `exclude` label ids."""
     return fit_site_adjustments(
         session,
         model,
         min_labels=options.site_min_labels,
         max_labels=options.site_max_labels,
         source_weights=options.source_weights,
-        before_label_id=before_label_id,
+        exclude=exclude,
+        only=only,
         progress=progress,
     )
 
@@ -531,8 +637,10 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_NOT_PROMOTED",
     "EXIT_PROMOTED",
+    "Holdout",
     "RetrainOptions",
     "RetrainResult",
+    "choose_holdout",
     "compare",
     "json_safe",
     "refit_site_models",

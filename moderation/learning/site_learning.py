@@ -24,20 +24,20 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from moderation.comment import SENDER_FIELDS, Comment, Label
 from moderation.core.classifier import SpamModel
+from moderation.core.similar import shingles
 from moderation.core.site_model import SiteAdjustment, fit_site_adjustment
 from moderation.errors import ConfigError
-from moderation.store.schema import CommentRecord, LabelRecord
+from moderation.store.schema import CommentRecord, LabelRecord, UTCDateTime
 
 DEFAULT_SOURCE_WEIGHTS = {"moderator": 1.0, "feedback": 0.5, "akismet": 0.5}
 
@@ -60,14 +60,11 @@ def skeleton(text: str) -> str:
 # a learned vocabulary gives a phrase only one site ever used its own columns, and with nothing in the
 # corpora to hold them back even a tiny total weight of reports makes that phrase spam for everyone.
 PHRASE_SLOTS = 2**20  # hashed phrase table size: two int32 arrays, 8 MB, however many labels
-_WORD = re.compile(r"[^\W\d_]+")
 
 
-def phrases(text: str) -> set[int]:
-    """Hashed word trigrams of `text` (uni- and bigrams for texts under three words)."""
-    words = _WORD.findall(text.lower())
-    n = 3 if len(words) >= 3 else max(1, len(words))
-    return {zlib.crc32(" ".join(words[i : i + n]).encode("utf-8", "surrogatepass")) for i in range(len(words) - n + 1)}
+def phrases(text: str) -> frozenset[int]:
+    """Hashed word trigrams of `text` (uni- and bigrams for texts under three words): `similar.shingles`."""
+    return shingles(text)
 
 
 class PhraseSites:
@@ -189,16 +186,32 @@ def stream_labels(session: Session, query: Any, batch_size: int = 2000) -> Itera
         yield [_stored(row) for row in part]
 
 
-def daily_counts(session: Session, before_label_id: int | None = None) -> dict[tuple[int, str], int]:
-    """How many latest labels each site has per UTC day (optionally only labels with id < `before_label_id`)."""
+def daily_counts(session: Session) -> dict[tuple[int, str], int]:
+    """How many latest labels each site has per daily-cap bucket (`cap_key`: UTC day, imports apart)."""
     query = latest_labels_query().subquery()
     column = query.c.created_at
     # PostgreSQL's date() uses the session time zone; SQLite stores UTC already (schema.UTCDateTime).
     day = func.date(func.timezone("UTC", column) if session.get_bind().dialect.name == "postgresql" else column)
-    stmt = select(query.c.site_id, day, func.count()).group_by(query.c.site_id, day)
-    if before_label_id is not None:
-        stmt = stmt.where(query.c.id < before_label_id)
-    return {(int(site), str(when)): int(n) for site, when, n in session.execute(stmt)}
+    imported = case((query.c.source == IMPORT_SOURCE, 1), else_=0)
+    stmt = select(query.c.site_id, day, imported, func.count()).group_by(query.c.site_id, day, imported)
+    counts: dict[tuple[int, str], int] = {}
+    for site, when, is_import, n in session.execute(stmt):
+        key = (int(site), f"{when} {IMPORT_SOURCE}" if is_import else str(when))
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts
+
+
+IMPORT_SOURCE = "import"  # labels from a site's imported history (`moderation sites import`)
+
+
+def cap_key(site_id: int, moment: datetime | date, source: str) -> tuple[int, str]:
+    """The daily-cap bucket of a label: its site and UTC day, imported history in a bucket of its own.
+
+    A site's imported years must neither fill the cap of the day its live labels came in on, nor be
+    filled by them.
+    """
+    day = day_key(moment)
+    return site_id, f"{day} {IMPORT_SOURCE}" if source == IMPORT_SOURCE else day
 
 
 def day_key(moment: datetime | date) -> str:
@@ -220,31 +233,69 @@ def label_weight(
     confirmed (0 when none did: the label then teaches only its own site's model).
     """
     base = source_weights.get(stored.source, min(source_weights.values(), default=0.5))
-    count = counts.get((stored.site_id, day_key(stored.labelled_at)), 1)
+    count = counts.get(cap_key(stored.site_id, stored.labelled_at, stored.source), 1)
     weight = base * min(1.0, daily_cap / max(count, 1))
     if sites is not None:
         weight *= sites.agreement(stored.label, stored.comment.content)
     return float(weight)
 
 
-def site_label_counts(session: Session, before_label_id: int | None = None) -> dict[int, int]:
-    """How many latest labels each site has (optionally only with label id < `before_label_id`)."""
+# A published model's record of the labels its site models saw: {"through": the highest label id read,
+# "counts": {site id: label rows}} under this key of its manifest's data (see site_refit).
+MARKS_KEY = "site_labels"
+
+
+@dataclass(frozen=True)
+class SiteLabels:
+    """One site's labels now: how many (every label row, never test checks), and the oldest newer than a mark."""
+
+    count: int
+    newest_id: int
+    oldest_new_at: datetime | None
+
+
+def site_labels(session: Session, through: int) -> dict[int, SiteLabels]:
+    """Every site's label count, newest label id and the time of its oldest label with id > `through`."""
+    newer = case((LabelRecord.id > through, LabelRecord.created_at), else_=None)
+    stmt = (
+        select(
+            CommentRecord.site_id,
+            func.count(LabelRecord.id),
+            func.max(LabelRecord.id),
+            type_coerce(func.min(newer), UTCDateTime()),
+        )
+        .join(CommentRecord, CommentRecord.id == LabelRecord.comment_id)
+        .where(CommentRecord.is_test.is_(False))
+        .group_by(CommentRecord.site_id)
+    )
+    return {int(site): SiteLabels(int(n), int(newest), oldest) for site, n, newest, oldest in session.execute(stmt)}
+
+
+def label_marks(session: Session) -> dict[str, Any]:
+    """What a published model records: the highest label id and each site's label count, read now."""
+    now = site_labels(session, through=0)
+    return {
+        "through": max((s.newest_id for s in now.values()), default=0),
+        "counts": {str(site): s.count for site, s in now.items()},
+    }
+
+
+def site_label_counts(session: Session) -> dict[int, int]:
+    """How many latest labels each site has."""
     query = latest_labels_query().subquery()
     stmt = select(query.c.site_id, func.count()).group_by(query.c.site_id)
-    if before_label_id is not None:
-        stmt = stmt.where(query.c.id < before_label_id)
     return {int(site): int(n) for site, n in session.execute(stmt)}
 
 
 def site_examples(
-    session: Session, site_id: int, *, limit: int, before_label_id: int | None = None
+    session: Session, site_id: int, *, limit: int, exclude: Collection[int] = ()
 ) -> list[StoredLabel]:
-    """The latest `limit` labelled comments of one site (label id < `before_label_id` when given)."""
+    """The latest `limit` labelled comments of one site, leaving out the labels whose id is in `exclude`."""
     query = latest_labels_query().where(CommentRecord.site_id == site_id)
-    if before_label_id is not None:
-        query = query.where(LabelRecord.id < before_label_id)
-    query = query.order_by(None).order_by(LabelRecord.id.desc()).limit(limit)
-    return [_stored(row) for row in session.execute(query)]
+    # Read past the excluded ones rather than binding every excluded id into the query.
+    query = query.order_by(None).order_by(LabelRecord.id.desc()).limit(limit + len(exclude))
+    found = (_stored(row) for row in session.execute(query))
+    return [stored for stored in found if stored.label_id not in exclude][:limit]
 
 
 def fit_site_adjustments(
@@ -254,18 +305,23 @@ def fit_site_adjustments(
     min_labels: int,
     max_labels: int,
     source_weights: Mapping[str, float],
-    before_label_id: int | None = None,
+    exclude: Collection[int] = (),
+    only: Collection[int] | None = None,
     progress: Any = None,
 ) -> dict[int, SiteAdjustment]:
-    """Fit a correction for every site with at least `min_labels` labels (both classes present).
+    """Fit a correction for every site (or the `only` ones) with at least `min_labels` labels, both classes present.
 
-    One site at a time, at most `max_labels` comments in memory. Returns site id → SiteAdjustment.
+    The labels whose id is in `exclude` (held out for a comparison) are left out. One site at a time, at
+    most `max_labels` comments in memory. Returns site id → SiteAdjustment.
     """
     adjustments: dict[int, SiteAdjustment] = {}
-    for site_id, count in sorted(site_label_counts(session, before_label_id).items()):
-        if count < min_labels:
+    excluded = exclude if isinstance(exclude, (set, frozenset)) else frozenset(exclude)
+    for site_id, count in sorted(site_label_counts(session).items()):
+        if only is not None and site_id not in only:
             continue
-        examples = site_examples(session, site_id, limit=max_labels, before_label_id=before_label_id)
+        examples = site_examples(session, site_id, limit=max_labels, exclude=excluded) if count >= min_labels else []
+        if len(examples) < min_labels:
+            continue
         if len({e.label for e in examples}) < 2:
             continue  # one class only: nothing to separate, the bias alone would just shift every score
         # A site's own reports are authoritative for its own correction: full weight whatever the source.
@@ -284,16 +340,22 @@ def fit_site_adjustments(
 
 __all__ = [
     "DEFAULT_SOURCE_WEIGHTS",
+    "IMPORT_SOURCE",
+    "MARKS_KEY",
     "PhraseSites",
+    "SiteLabels",
     "StoredLabel",
+    "cap_key",
     "daily_counts",
     "fit_site_adjustments",
+    "label_marks",
     "label_weight",
     "latest_labels_query",
     "parse_source_weights",
     "phrases",
     "site_examples",
     "site_label_counts",
+    "site_labels",
     "skeleton",
     "stream_labels",
 ]

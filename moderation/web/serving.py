@@ -11,6 +11,7 @@ from typing import Any
 
 from moderation.core.model_store import current_version
 from moderation.core.training import train_and_save
+from moderation.web import site_learner
 from moderation.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def gunicorn_options(
         "timeout": 30,
         "graceful_timeout": 10,
         "child_exit": _child_exit,
+        "post_worker_init": _start_learning,
         "logger_class": _redacting_logger(),
         **control,
         **(extra or {}),
@@ -144,6 +146,11 @@ def _redacting_logger() -> type:
             return atoms
 
     return RedactingLogger
+
+
+def _start_learning(worker: Any) -> None:
+    """In each new worker: start the thread that refits sites' models when they have new labels (site_learner)."""
+    site_learner.start_for(worker.wsgi)
 
 
 def _child_exit(_server: Any, worker: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
@@ -77,7 +78,14 @@ def site(site_id: int) -> str:
         policy = SiteSettings.from_dict(current.settings)
     except ConfigError:
         policy = SiteSettings()
-    return render_template("review/site.html", site=current, policy=policy, errors=[])
+    return render_template("review/site.html", site=current, policy=policy, errors=[], own=_own_model(site_id))
+
+
+def _own_model(site_id: int) -> dict[str, Any]:
+    """The model this worker serves and what it holds for the site: its own model's labels, or none yet."""
+    model = current_app.extensions["moderation"].models.get()
+    adjustment = getattr(model, "sites", {}).get(site_id) if model is not None else None
+    return {"version": getattr(model, "version", None), "site": adjustment}
 
 
 @bp.post("/sites/<int:site_id>")
@@ -104,7 +112,8 @@ def update_site(site_id: int) -> Response | tuple[str, int]:
             policy = SiteSettings.from_dict({**(current.settings or {}), **changes})
         except ConfigError:
             policy = SiteSettings.from_dict(current.settings) if current.settings else SiteSettings()
-        return render_template("review/site.html", site=current, policy=policy, errors=errors), 400
+        page = render_template("review/site.html", site=current, policy=policy, errors=errors, own=_own_model(site_id))
+        return page, 400
     site_store.update_settings(db(), site_id, changes, actor=g.user.username)
     if callback_url != current.callback_url:
         db().add(

@@ -155,3 +155,24 @@ def fetch(session: Session, filters: Filters, *, status: str | None = None, size
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     items: list[CommentRecord] = list(session.scalars(query.limit(size).offset((filters.page - 1) * size)))
     return Page(items, int(total), filters.page, size)
+
+
+# How far back "mark all similar" looks: a campaign's copies still waiting in the queue or already published.
+SIMILAR_LOOKBACK = timedelta(days=30)
+SIMILAR_CANDIDATES = 5000
+
+
+def open_comments(session: Session, site_ids: set[int], exclude: set[int]) -> list[tuple[int, str]]:
+    """(id, text) of the sites' comments still held or approved, newest first, within SIMILAR_LOOKBACK."""
+    since = datetime.now(UTC) - SIMILAR_LOOKBACK
+    query = (
+        select(CommentRecord.id, CommentRecord.content)
+        .where(
+            CommentRecord.site_id.in_(site_ids),
+            CommentRecord.status.in_(("hold", "approve")),
+            CommentRecord.created_at >= since,
+        )
+        .order_by(CommentRecord.id.desc())
+        .limit(SIMILAR_CANDIDATES)
+    )
+    return [(int(i), str(text)) for i, text in session.execute(query) if int(i) not in exclude]

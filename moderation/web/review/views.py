@@ -11,12 +11,14 @@ from werkzeug.wrappers import Response
 import moderation.web.review.actions as actions
 import moderation.web.review.queries as queries
 import moderation.web.review.render as render
+from moderation.core.similar import near_duplicates
 from moderation.store.schema import AuditEvent, CommentRecord, Site, WebhookDelivery
 from moderation.web import webhooks
 from moderation.web.review.auth import login_required, safe_next
 from moderation.web.review.blueprint import MAX_ID, bp, db
 
 UNDO_KEY = "undo"
+SIMILAR_KEY = "similar"  # ids of the near-duplicates of the comments just marked as spam
 
 
 def _sites() -> list[Site]:
@@ -141,12 +143,27 @@ def _apply(ids: list[int], action: str) -> Response:
         return redirect(back)
     outcome = actions.decide(db(), ids, action, actor=g.user.username)
     session[UNDO_KEY] = outcome.to_session()
+    session.pop(SIMILAR_KEY, None)
+    similar = _similar_to(list(outcome.previous)) if action == "spam" else []
     if outcome.delivery_ids:
         _wake_deliveries()
     noun = "comment" if outcome.count == 1 else "comments"
     flash(f"{actions.ACTIONS[action]} {outcome.count} {noun}.", "undo")
+    if similar:
+        session[SIMILAR_KEY] = similar
+        noun = "comment is" if len(similar) == 1 else "comments are"
+        flash(f"{len(similar)} similar {noun} still held or approved.", "similar")
     focus = request.form.get("focus", "")
     return redirect(back + (f"#c-{int(focus)}" if focus.isascii() and focus.isdigit() and len(focus) < 20 else ""))
+
+
+def _similar_to(comment_ids: list[int]) -> list[int]:
+    """Held or approved comments of the same sites that repeat the marked ones' wording (a campaign's copies)."""
+    marked = db().scalars(select(CommentRecord).where(CommentRecord.id.in_(comment_ids))).all()
+    if not marked:
+        return []
+    candidates = queries.open_comments(db(), {c.site_id for c in marked}, set(comment_ids))
+    return near_duplicates([c.content for c in marked], candidates)[: actions.MAX_BULK]
 
 
 @bp.post("/comments/<int:comment_id>/decide")
