@@ -277,3 +277,35 @@ def test_root_redirects_to_the_review_queue(client):
     response = client.get("/")
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/review/")
+
+
+def test_metrics_are_created_once_when_a_workers_threads_start_together():
+    """Sixteen threads answering a fresh worker's first requests at once all count them: none gets the registry's
+    "Duplicated timeseries" (a 500 on the first requests of a threaded worker before the lock)."""
+    import subprocess
+    import sys
+
+    race = """
+import threading, time
+import prometheus_client
+from moderation.web import metrics
+
+real_init = prometheus_client.Counter.__init__
+def slow_init(self, *args, **kwargs):  # widen the window between "not created yet" and "registered"
+    time.sleep(0.05)
+    real_init(self, *args, **kwargs)
+prometheus_client.Counter.__init__ = slow_init
+barrier, errors = threading.Barrier(16), []
+def first_request():
+    barrier.wait()
+    try:
+        metrics.observe("api.check", "POST", 200, 0.01)
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=first_request) for _ in range(16)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(len(errors), errors[:1])
+"""
+    result = subprocess.run([sys.executable, "-c", race], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "0 []", result.stdout + result.stderr

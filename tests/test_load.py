@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from benchmarks.live_server import rss_kib, serve, service_env
+from benchmarks.live_server import rss_kib, serve, service_env, wait_for
 from moderation.store import db
 from moderation.store.sites import create_site
 from moderation.web.serving import DEFAULT_THREADS
@@ -83,6 +83,8 @@ def test_sustained_load_has_zero_errors_and_flat_memory(db_url, threads, expecte
     env = service_env(tmp_path, db_url, model_dir, **({"THREADS": threads} if threads else {}))
     with serve(env, tmp_path / "server.log", workers=2) as server:
         assert f"2 workers, {expected_threads} thread(s) each" in server.log()
+        # serve() returns once one worker answers; the other may still be booting (it was missing from the list)
+        assert wait_for(lambda: len(server.workers()) == 2, timeout=60), server.log()
         workers = server.workers()
 
         def client_loop(seed: int) -> None:

@@ -188,6 +188,7 @@ class WalCheckpoints:
         self._commits = 0
         self._wanted = threading.Event()
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()  # a threaded worker's requests may call `start` together
         if self.every_commits:
             event.listen(engine, "commit", self._count)
 
@@ -213,9 +214,10 @@ class WalCheckpoints:
         requests that follow. A request while one runs is merged into the next one.
         """
         self._wanted.set()
-        if self._thread is None or not self._thread.is_alive():  # also after a fork: threads do not survive it
-            self._thread = threading.Thread(target=self._serve, name="wal-checkpoints", daemon=True)
-            self._thread.start()
+        with self._starting:
+            if self._thread is None or not self._thread.is_alive():  # also after a fork: threads do not survive it
+                self._thread = threading.Thread(target=self._serve, name="wal-checkpoints", daemon=True)
+                self._thread.start()
 
     def _serve(self) -> None:
         while True:

@@ -9,6 +9,7 @@ worker reports only its own counts.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,9 +34,19 @@ class Instruments:
     decisions: Counter
 
 
-@lru_cache(maxsize=1)
+# A gthread worker's first requests arrive on several threads at once: each would create the metrics, and
+# every one but the first got prometheus_client's "Duplicated timeseries" (a 500) without this lock.
+_creating = threading.Lock()
+
+
 def instruments() -> Instruments:
-    """The process's metric objects, created on first use (never at import)."""
+    """The process's metric objects, created on first use (never at import), once however many threads ask."""
+    with _creating:
+        return _create_instruments()
+
+
+@lru_cache(maxsize=1)
+def _create_instruments() -> Instruments:
     # prometheus_client picks file-backed or in-memory values when it is imported, which happens before
     # `moderation serve` sets PROMETHEUS_MULTIPROC_DIR; pick again now that the variable is known.
     values.ValueClass = values.get_value_class()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
@@ -25,16 +26,21 @@ def _sites() -> list[Site]:
     return list(db().scalars(select(Site).order_by(Site.name)))
 
 
+# A threaded worker's first review pages may arrive together: one sender per process, not one per thread.
+_creating_worker = threading.Lock()
+
+
 def _worker() -> webhooks.DeliveryWorker | None:
     """This process's callback sender, or None under the test client (TESTING): tests drive
     `webhooks.deliver_due` themselves, and a thread would outlive the test's temporary database."""
     if current_app.testing:
         return None
-    worker: webhooks.DeliveryWorker | None = current_app.extensions.get("review_webhooks")
-    if worker is None:
-        state = current_app.extensions["moderation"]
-        worker = webhooks.DeliveryWorker(state.sessions, allow_private=state.settings["CALLBACK_ALLOW_PRIVATE"])
-        current_app.extensions["review_webhooks"] = worker
+    with _creating_worker:
+        worker: webhooks.DeliveryWorker | None = current_app.extensions.get("review_webhooks")
+        if worker is None:
+            state = current_app.extensions["moderation"]
+            worker = webhooks.DeliveryWorker(state.sessions, allow_private=state.settings["CALLBACK_ALLOW_PRIVATE"])
+            current_app.extensions["review_webhooks"] = worker
     return worker
 
 
