@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from itertools import chain, repeat
+from itertools import chain, pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -113,21 +113,26 @@ _AMOUNT = (
     r"|\d[\d,.]{0,15}\s?(?:[kK]\s?)?(?:[$€£₹₦]|usd\b|eur\b|dollars?\b|dólares\b|euros?\b|pounds\b|bucks\b|btc\b"
     r"|usdt\b|rupees\b|naira\b|reais\b))"
 )
-_EARNING = (
-    r"(?:earn|earns|earned|earning|earnings|make|makes|making|made|profit|profits|income|paid\sme|pays\sme"
-    r"|withdraw|withdrew|withdrawn|withdrawal|cash\sout|cashed\sout|payout|returns?|roi|invest|invested|investing"
-    r"|investment|loans?|lend|lending|funding|grant|credited|receive|received|receiving|won|win|winning|get\spaid"
-    r"|got\spaid|bonus|claim|claimed|giving\saway|give\saway|giveaway|prize|reward|check\sfor|cheque\sfor|salary"
-    r"|verdiene|verdient|gewonnen|gagné|gagne|gané|gano|ganhei|ganho|guadagnato|kazandım|заработ\w{0,4})"
-)
 # Each amount is found first (the pattern starts with a sign or a digit, so the search skips ahead in C);
-# then the words just before it are read for a word of earning and the words after it for a rate, a growth
-# or a prize. Searching the whole text for the earning words cost several times as much
+# then the few words just before it are looked up for a word of earning, and the words after it read for a
+# rate, a growth or a prize. Searching the whole text for the earning words cost ten times as much
 # (docs/experiments.md: Money claims read around each amount).
 _MONEY_AMOUNT = re.compile(_AMOUNT, re.I)
-_EARNING_BEFORE = re.compile(
-    rf"\b{_EARNING}\b(?:\s[^\s\d$€£₹₦]{{1,20}}){{0,4}}\s(?:of\s|up\sto\s|over\s|about\s|de\s|bis\s)?$", re.I
+_EARNING_WORDS = frozenset(
+    {"earn", "earns", "earned", "earning", "earnings", "make", "makes", "making", "made", "profit", "profits"}
+    | {"income", "withdraw", "withdrew", "withdrawn", "withdrawal", "payout", "return", "returns", "roi"}
+    | {"invest", "invested", "investing", "investment", "loan", "loans", "lend", "lending", "funding", "grant"}
+    | {"credited", "receive", "received", "receiving", "won", "win", "winning", "bonus", "claim", "claimed"}
+    | {"giveaway", "prize", "reward", "salary", "verdiene", "verdient", "gewonnen", "gagné", "gagne", "gané"}
+    | {"gano", "ganhei", "ganho", "guadagnato", "kazandım", "заработал", "заработала", "заработок", "заработать"}
 )
+_EARNING_PAIRS = frozenset(
+    {"paid me", "pays me", "cash out", "cashed out", "get paid", "got paid", "giving away", "give away"}
+    | {"check for", "cheque for", "paid daily"}
+)
+# Words an earning word may stand before the amount at most: "earned over the last year $5,000".
+_EARNING_REACH = 6
+_MONEY_WORD = re.compile(r"[^\W\d_]+")
 _CLAIM_AFTER = re.compile(
     rf"(?:\s?-\s?{_AMOUNT})?\s?(?:(?:/|a|an|per|every|each)\s?(?:hour|hr|day)\b|daily\b)"
     rf"|\s(?:into|became|becomes|turned\sinto|grew\sto|->|→)\s{_AMOUNT}"
@@ -139,28 +144,39 @@ _PERCENT_CLAIM = re.compile(
     r"|\b(?:profit|returns?|roi)\s(?:of\s)?\d{1,4}\s?%",
     re.I,
 )
-# How far before an amount its word of earning may stand: the word and up to four words between, with room.
-_EARNING_REACH = 120
-# What every amount or percentage holds; most comments have none of them and skip the patterns above.
-_MONEY_SIGNS = "$€£₹₦%"
+# What every amount or percentage holds besides a digit; most comments have none of it.
+_MONEY_SIGN = re.compile("[$€£₹₦%]")
 _MONEY_WORDS = ("usd", "eur", "dollar", "dólar", "pound", "buck", "btc", "rupee", "naira", "reais")
 
 
-def _money_claims(text: str) -> int:
-    """How many amounts in `text` are claimed as earned, won, lent, returned or paid per hour or day, plus
-    the percentages claimed as profit."""
-    if not any(sign in text for sign in _MONEY_SIGNS):
+def _money_claims(text: str, digits: int) -> int:
+    """How many amounts in `text` (which holds `digits` digits) are claimed as earned, won, lent, returned
+    or paid per hour or day, plus the percentages claimed as profit."""
+    if not digits:  # every amount and percentage has one
+        return 0
+    if not _MONEY_SIGN.search(text):
         lowered = text.lower()
         if not any(word in lowered for word in _MONEY_WORDS):
             return 0
     claims = 0
     for amount in _MONEY_AMOUNT.finditer(text):
-        before = text[max(0, amount.start() - _EARNING_REACH) : amount.start()]
-        if _EARNING_BEFORE.search(before) or _CLAIM_AFTER.match(text, amount.end()):
+        if _earning_before(text, amount.start()) or _CLAIM_AFTER.match(text, amount.end()):
             claims += 1
     if "%" in text:
         claims += len(_PERCENT_CLAIM.findall(text))
     return claims
+
+
+def _earning_before(text: str, end: int) -> bool:
+    """Whether one of the `_EARNING_REACH` words before position `end` of `text`, with no number between it
+    and `end`, is a word (or pair of words) of earning."""
+    before = text[max(0, end - 20 * _EARNING_REACH) : end]
+    for mark in "0123456789":  # a number in between belongs to another amount
+        before = before.rpartition(mark)[2]
+    words = _MONEY_WORD.findall(before.lower())[-_EARNING_REACH:]
+    return any(word in _EARNING_WORDS for word in words) or any(
+        f"{first} {second}" in _EARNING_PAIRS for first, second in pairwise(words)
+    )
 
 
 _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
@@ -260,7 +276,7 @@ def _signals(comment: Comment, text: str, revealed: str, surface: Sequence[str])
     s["handle_count"], s["email_count"], s["phone_count"], s["messenger_mention"] = map(math.log1p, contacts)
     s["self_promotion"] = math.log1p(len(_SELF_PROMOTION.findall(text)))
     s["asks_for_likes"] = math.log1p(len(_ASKS_FOR_LIKES.findall(text)))
-    s["money_claim"] = math.log1p(_money_claims(text))
+    s["money_claim"] = math.log1p(_money_claims(text, digits))
     if comment.page_context:
         s["off_topic"] = _off_topic(comment.page_context, surface)
     _author_signals(comment, s)
@@ -303,7 +319,7 @@ def _hidden_links(text: str, revealed: str) -> list[Link]:
 
 # A comment of at least this many distinct content words that shares none with what its page is about
 # (title, tags) is off topic: spam written once for every page. Fewer words ("Great post!", "❤️") say
-# too little to tell.
+# too little to tell (docs/experiments.md: Off topic from 10 content words).
 OFF_TOPIC_MIN_WORDS = 10
 
 

@@ -230,7 +230,8 @@ def reveal_contacts(text: str) -> str:
     left as it is, and text without such a disguise comes back as the same object.
 
     Each rewrite runs only when the text holds what it needs (a decoration, four spaced single characters,
-    a bracket, " at "...): most comments hold none of it."""
+    a bracket, " at "...): most comments hold none of it (docs/experiments.md: Disguised contacts revealed
+    for the features)."""
     revealed = text
     if not text.isascii() and _HAS_DECORATION.search(text):
         revealed = _STRAY_LETTER.sub(r"\1\2", _GLUED_DECORATION.sub(r"\1", revealed))
