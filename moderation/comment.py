@@ -56,6 +56,8 @@ class Comment:
     language: str = ""
     rendered_at: datetime | None = None  # when the comment form was rendered, if the site tells us
     submitted_at: datetime | None = None  # when the form was submitted
+    # What the page the comment is on is about, if the site tells us: its title, tags or categories.
+    page_context: tuple[str, ...] = ()
 
     @property
     def seconds_to_submit(self) -> float | None:

@@ -128,15 +128,15 @@ def test_parse_comment_maps_every_documented_parameter():
         "recheck_reason": "edit",
         "comment_date_gmt": "2026-11-28 10:00:00",
         "comment_post_modified_gmt": "2026-11-01T09:00:00Z",
-        "comment_context": ["cooking", "recipes"],
     }
+    assert comment.page_context == ("cooking", "recipes")
 
 
 def test_comment_context_accepts_php_arrays_and_plain_values_in_index_order():
     """comment_context[n] sorts by n; [] and bare values follow in arrival order."""
     body = b"comment_context%5B1%5D=b&comment_context%5B0%5D=a&comment_context%5B%5D=c&comment_context=d"
     params = parse_params(body)
-    assert parse_comment(params).extra["comment_context"] == ["a", "b", "c", "d"]
+    assert parse_comment(params).comment.page_context == ("a", "b", "c", "d")
 
 
 def test_missing_user_agent_is_none_and_empty_one_is_empty():

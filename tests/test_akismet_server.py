@@ -392,7 +392,7 @@ def test_wordpress_style_request_keeps_documented_fields_and_drops_the_rest(app,
         "blog_lang": "en_US",
         "blog_charset": "UTF-8",
         "honeypot_field_name": "ak_hp_textarea",
-        "comment_context": ["travel", "photos"],
+        "page_context": ["travel", "photos"],
         "honeypot_filled": True,
     }
     assert (record.comment_type, record.language, record.user_agent) == ("comment", "en_US", "Mozilla/5.0")

@@ -8,7 +8,10 @@ import time
 import pytest
 from sqlalchemy import text
 
+from moderation.comment import Label
 from moderation.errors import ConfigError
+from moderation.learning.site_learning import site_examples
+from moderation.store.labels import record_label
 from moderation.store.schema import CommentRecord
 from moderation.store.sites import create_site, revoke_site, site_for_key
 from moderation.web.api import parse_timestamp, signature
@@ -124,6 +127,11 @@ def test_revoked_key_is_refused(app, client, site_key):
         ({"content": "\x00 "}, "visible character"),
         ({"content": "hi", "rendered_at": "1700000000"}, "rendered_at"),
         ({"content": "hi", "rendered_at": "2026-01-01"}, "rendered_at"),
+        ({"content": "hi", "page_title": 5}, "page_title: expected a string"),
+        ({"content": "hi", "page_title": "x" * 501}, "page_title"),
+        ({"content": "hi", "page_tags": "plants, gardening"}, "page_tags: expected a list"),
+        ({"content": "hi", "page_tags": ["ok", 7]}, "page_tags: expected strings"),
+        ({"content": "hi", "page_tags": ["t"] * 51}, "at most 50 strings"),
         ([1, 2], "JSON object"),
         ("text", "JSON object"),
     ],
@@ -183,6 +191,21 @@ def test_nul_characters_are_dropped(app, client, site_key):
     answer = client.post("/api/v1/comments/check", json={"content": "a\x00b"}, headers=auth(site_key)).get_json()
     with app.extensions["moderation"].sessions() as session:
         assert session.get(CommentRecord, answer["id"]).content == "ab"
+
+
+def test_page_title_and_tags_are_stored_and_read_back_for_the_sites_model(app, client, site_key):
+    """The page's title and tags are stored with the comment as its page context, and the site's own model
+    reads them back with its labels; a comment sent without them stores none."""
+    page = {"page_title": "How to repot a fiddle leaf fig", "page_tags": ["houseplants", " ", "gardening"]}
+    with_page = client.post("/api/v1/comments/check", json={**HAM, **page}, headers=auth(site_key)).get_json()
+    without = client.post("/api/v1/comments/check", json=HAM, headers=auth(site_key)).get_json()
+    with app.extensions["moderation"].sessions() as session:
+        record = session.get(CommentRecord, with_page["id"])
+        assert record.extra["page_context"] == ["How to repot a fiddle leaf fig", "houseplants", "gardening"]
+        assert "page_context" not in session.get(CommentRecord, without["id"]).extra
+        record_label(session, record, Label.SPAM, source="moderator", actor="test")
+        (stored,) = site_examples(session, record.site_id, limit=10)
+    assert stored.comment.page_context == ("How to repot a fiddle leaf fig", "houseplants", "gardening")
 
 
 def test_honeypot_discards(client, site_key, model_dir):

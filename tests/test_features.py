@@ -126,7 +126,10 @@ def test_contact_signals():
 
 # Texts rich in what the contact patterns look for: "@", digits and their separators, emails, handles.
 _contact_text = st.lists(
-    st.sampled_from(["@", "a@b.co", "@user_1", "+1", "555", "(0)", "-", ".", " ", "1", "12345678", "x", "\uff10"])
+    st.sampled_from(
+        ["@", "a@b.co", "@user_1", "+1", "555", "(0)", "-", ".", " ", "1", "12345678", "x", "\uff10", " @ ", "O"]
+    )
+    | st.just("b.co")
     | st.text(max_size=6),
     max_size=30,
 ).map("".join)
@@ -136,15 +139,16 @@ _contact_text = st.lists(
 @given(_contact_text)
 def test_contact_signals_equal_the_full_scans(text):
     """Skipping the email and handle scans without an "@" and the phone scan under 8 digits changes no
-    count: the signals equal those of every pattern run on every text."""
+    count: the signals equal those of every pattern run on every (revealed) text."""
     from moderation.core.features import _DIGIT, _EMAIL, _HANDLE, _PHONE
-    from moderation.core.text import normalize
+    from moderation.core.text import normalize, reveal_contacts
 
     normalized = normalize(text)
-    phones = [p for p in _PHONE.findall(normalized) if 8 <= len(_DIGIT.findall(p)) <= 15]
+    revealed = reveal_contacts(normalized)
+    phones = [p for p in _PHONE.findall(revealed) if 8 <= len(_DIGIT.findall(p)) <= 15]
     signals = extract_signals(Comment(text))
-    assert signals["email_count"] == math.log1p(len(_EMAIL.findall(normalized)))
-    assert signals["handle_count"] == math.log1p(len(_HANDLE.findall(normalized)))
+    assert signals["email_count"] == math.log1p(len(_EMAIL.findall(revealed)))
+    assert signals["handle_count"] == math.log1p(len(_HANDLE.findall(revealed)))
     assert signals["phone_count"] == math.log1p(len(phones))
     assert signals["digit_ratio"] == len(_DIGIT.findall(normalized)) / max(1, len(normalized))
 
@@ -404,3 +408,111 @@ def test_unpickling_refuses_signals_this_code_does_not_compute(tiny_corpus):
     payload = pickle.dumps(features)
     with pytest.raises(ModelIntegrityError, match="from_the_future"):
         pickle.loads(payload)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown_as"),
+    [
+        ("so true 😂 ♥hotgirls24.netk♥", "url_count"),
+        ("Thanks for sharing. example(dot)com", "url_count"),
+        ("great read, more at b e s t d e a l s . s h o p", "url_count"),
+        ("Mrs. Ellen Hart helped me, ask her on w h a t s a p p", "messenger_mention"),
+        ("wh❤️ats❤️app me for details", "messenger_mention"),
+        ("Good explanation. +1 (8OO) 555-0199", "phone_count"),
+        ("info: anna.k [at] outlook [dot] com", "email_count"),
+    ],
+)
+def test_disguised_contacts_are_counted_and_flagged(text, shown_as):
+    """A contact written in disguise counts as the link, messenger, phone or email it is, and as disguised."""
+    signals = extract_signals(Comment(text))
+    assert signals["contact_disguised"] == pytest.approx(math.log1p(1))
+    assert signals[shown_as] == pytest.approx(math.log1p(1))
+    assert describe_signal("contact_disguised", signals["contact_disguised"]).startswith(
+        "1 contact written in disguise"
+    )
+
+
+def test_plainly_written_contacts_are_not_disguised():
+    """Links, emails, phones and messengers written plainly (or an email in a sentence) are not disguised."""
+    for text in (
+        "Mail me at deals@example.com or WhatsApp +44 7700 900123, Telegram @cryptoking, http://x.example",
+        "If you find a bug, please write to support@python.org with the traceback.",
+        "Dr. J. Smith wrote the original paper; see p. 42 and the dot com era chapter",
+    ):
+        assert extract_signals(Comment(text))["contact_disguised"] == 0.0, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I earn $5,000 a week working from home",
+        "Bad credit loans up to $10,000, approval in 5 minutes",
+        "$700 investment became $9,200 in 10 days",
+        "she turned my $1k into $9,800",
+        "Remote data entry, $35/hr, weekly pay",
+        "40% profit weekly with my account manager",
+        "You won a £1000 cash prize, text CLAIM to 80082",
+        "Ich verdiene jetzt 3.000€ pro Woche mit Krypto",
+    ],
+)
+def test_money_claims(text):
+    """Earnings, loans, growth, rates, prizes and profit percentages are money claims."""
+    signals = extract_signals(Comment(text))
+    assert signals["money_claim"] > 0
+    assert describe_signal("money_claim", math.log1p(1)) == "1 claim of money earned, won, lent or paid out"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I paid $30 for mine and it broke after a week, the $80 model is much better",
+        "We pay £140 a month privately for his medication now.",
+        "Upfront was about $180, but I was spending $60/month on pods",
+        "Prices went up 5% this year, and the tickets were $50 each",
+    ],
+)
+def test_prices_discussed_honestly_are_not_money_claims(text):
+    """A price, a bill or a rise in prices is not a claim of money earned."""
+    assert extract_signals(Comment(text))["money_claim"] == 0.0
+
+
+_PAGE = ("How to repot a fiddle leaf fig", "houseplants", "gardening")
+
+
+def test_off_topic_when_a_long_comment_shares_nothing_with_the_page():
+    """A comment of many words with none of the page's title or tags is off topic, and says so."""
+    filler = Comment(
+        "Making money online is easier than ever with the right strategy, thousands of people already earn "
+        "a second income every single month from their phones",
+        page_context=_PAGE,
+    )
+    signals = extract_signals(filler)
+    assert signals["off_topic"] == 1.0
+    assert describe_signal("off_topic", 1.0) == (
+        "has nothing in common with what the page is about (its title and tags)"
+    )
+
+
+def test_on_topic_short_or_contextless_comments_are_not_off_topic():
+    """A comment naming the page's subject, a short one, or one whose site sent no context is never off topic."""
+    on_topic = "I repotted mine last spring into a slightly bigger pot and the fig doubled its leaves since then"
+    elsewhere = "Making money online is easier than ever with the right strategy, thousands earn a second income"
+    assert extract_signals(Comment(on_topic, page_context=_PAGE))["off_topic"] == 0.0
+    assert extract_signals(Comment("Great post, thanks!", page_context=_PAGE))["off_topic"] == 0.0
+    assert extract_signals(Comment(elsewhere))["off_topic"] == 0.0
+    assert extract_signals(Comment(elsewhere, page_context=("the", "")))["off_topic"] == 0.0
+
+
+def test_prepared_words_read_the_revealed_text_and_signals_see_the_page():
+    """The model's words hold "whatsapp" for "w h a t s a p p", and a prepared comment's signals its page."""
+    doc = prepare(Comment("ask her on w h a t s a p p", page_context=_PAGE))
+    assert "whatsapp" in doc.terms and "w" not in doc.terms
+    assert doc.signals["contact_disguised"] > 0
+
+
+def test_disposable_author_email_comes_from_the_maintained_list():
+    """A throwaway address (the disposable-email-domains list, its subdomains too) is flagged; webmail is not."""
+    for email in ("a@mailinator.com", "b@guerrillamail.com", "c@x.mailinator.com", "d@10minutemail.com"):
+        assert extract_signals(Comment("hi", author_email=email))["author_email_disposable"] == 1.0, email
+    for email in ("e@gmail.com", "f@example.org"):
+        assert extract_signals(Comment("hi", author_email=email))["author_email_disposable"] == 0.0, email

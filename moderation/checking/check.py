@@ -4,7 +4,8 @@
     recheck(comment, model=..., ...) -> Verdict                                    bulk re-check, read-only
 
 Both run the same steps: `prepare_check` (the comment as it will be stored: email lower-cased, IP
-anonymised when asked, the honeypot taken out of the extra fields, the content's fingerprint), the
+anonymised when asked, the honeypot taken out of the extra fields and the page context put in, the
+content's fingerprint), the
 history counts from the store, `judge` (stateless rules + history rules + the model, for the site when
 it has its own model, through the policy) and, for `check_and_store`, the row.
 
@@ -167,6 +168,8 @@ def prepare_check(
     honeypot = str(extra.pop("honeypot", "") or "")
     if honeypot:
         extra["honeypot_filled"] = True
+    if comment.page_context:  # kept for the site's own model, which reads it back when refitting
+        extra["page_context"] = list(comment.page_context)
     email = comment.author_email.strip().lower()
     if email != comment.author_email:
         comment = replace(comment, author_email=email)

@@ -29,7 +29,7 @@ from moderation.cli.common import (
 )
 from moderation.comment import SENDER_FIELDS, Comment, Verdict
 from moderation.core.classifier import Scorer
-from moderation.core.corpora import parse_json_line
+from moderation.core.corpora import page_context, parse_json_line
 from moderation.core.evaluation import DEFAULT_PROTOCOLS, MODELS, run_evaluation, write_report
 from moderation.core.model_store import load_model
 from moderation.core.training import train_and_save
@@ -116,7 +116,8 @@ def _parse_line(line: str, number: int) -> tuple[Any, Any]:
         if not isinstance(value, str):
             raise DataError(f"stdin line {number}: expected {name!r} to be a string, found {type(value).__name__}")
         fields[name] = value
-    return record.get("id"), Comment(**fields)
+    context = page_context(record.get("page_title"), record.get("page_tags"))
+    return record.get("id"), Comment(**fields, page_context=context)
 
 
 def _comments(stream: TextIO) -> Iterator[tuple[Any, Comment]]:

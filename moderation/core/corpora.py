@@ -49,6 +49,15 @@ YOUTUBE_VIDEO_URLS = {
     "Eminem": "https://www.youtube.com/watch?v=uelHwf8o7_U",
     "Shakira": "https://www.youtube.com/watch?v=pRpeEdMmmQ0",
 }
+# What each of those pages is about, as a site would send it with a comment (`Comment.page_context`): the
+# video's title. It lets the model learn what a comment that has nothing to do with its page is worth.
+YOUTUBE_VIDEO_TITLES = {
+    "Psy": "PSY - GANGNAM STYLE (강남스타일) M/V",
+    "KatyPerry": "Katy Perry - Roar",
+    "LMFAO": "LMFAO ft. Lauren Bennett, GoonRock - Party Rock Anthem",
+    "Eminem": "Eminem - Love The Way You Lie ft. Rihanna",
+    "Shakira": "Shakira - Waka Waka (This Time for Africa) (The Official 2010 FIFA World Cup Song)",
+}
 
 # BOM and zero-width characters: invisible, so they carry no meaning for a reader, but in the YouTube
 # set a trailing U+FEFF marks most ham and a model would learn it.
@@ -142,9 +151,16 @@ def load_youtube(folder: Path) -> list[LabelledComment]:
                 content=clean_text(row["CONTENT"] or ""),
                 author_name=clean_text(row["AUTHOR"] or ""),
                 permalink=permalink,
+                page_context=_video_context(video),
             )
             examples.append(LabelledComment(comment, label, "youtube", video))
     return examples
+
+
+def _video_context(video: str) -> tuple[str, ...]:
+    """The page context of a YouTube video of the collection: its title, or none for another name."""
+    title = YOUTUBE_VIDEO_TITLES.get(video)
+    return (title,) if title else ()
 
 
 def load_sms(path: Path) -> list[LabelledComment]:
@@ -202,9 +218,19 @@ def _row_to_example(row: Mapping[str, Any], where: str, source: str, *, csv_row:
         user_ip=_optional(row.get("user_ip")),
         user_agent=user_agent,
         language=_optional(row.get("lang") or row.get("language")),
+        page_context=page_context(row.get("page_title"), row.get("page_tags")),
     )
     group = _optional(row.get("group")) or source
     return LabelledComment(comment, label, source, group)
+
+
+def page_context(title: object, tags: object) -> tuple[str, ...]:
+    """A page's title and tags as `Comment.page_context`: tags as a list or one comma-separated text; empty
+    values and anything but text left out."""
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    values = [title, *(tags if isinstance(tags, list | tuple) else [])]
+    return tuple(text for text in (clean_text(value).strip() for value in values if isinstance(value, str)) if text)
 
 
 def parse_json_line(line: str, where: str) -> dict[str, Any]:
@@ -238,7 +264,8 @@ def load_generic(path: Path) -> list[LabelledComment]:
     """Read a site export in the generic CSV (with header) or JSONL format; source = the file's stem.
 
     Fields: content, label (spam/ham, 1/0, true/false), and optionally author_name, author_email,
-    author_url, user_ip, user_agent, lang, group. Unknown fields are ignored. Raises DataError naming the
+    author_url, user_ip, user_agent, lang, group, page_title, page_tags (what the page is about; tags
+    comma-separated in a CSV). Unknown fields are ignored. Raises DataError naming the
     file and line of the first bad row.
     """
     path = Path(path)
@@ -338,8 +365,10 @@ def _shipped(name: str, source: str, group_field: str) -> list[LabelledComment]:
         where = f"{name}:{number}"
         record = parse_json_line(line, where)
         example = _row_to_example(record, where, source, csv_row=False)
-        comment = replace(example.comment, permalink=str(record.get("permalink") or ""))
         group = str(record.get(group_field) or record.get("family") or source)
+        comment = replace(example.comment, permalink=str(record.get("permalink") or ""))
+        if source == "youtube":
+            comment = replace(comment, page_context=_video_context(group))
         examples.append(LabelledComment(comment, example.label, source, group))
     return examples
 

@@ -1,6 +1,6 @@
 """Features of a comment: word and character n-grams of its normalised text, plus named signals.
 
-    extract_signals(comment)   -> dict[str, float]   metadata and shape signals, scaled to about [0, 1]
+    extract_signals(comment)   -> dict[str, float]   metadata, contact, page and shape signals, about [0, 1]
     describe_signal(name, v)   -> str                a signal in a moderator's words
     build_features()           -> CommentFeatures    list[Comment] -> sparse matrix (sklearn transformer)
 
@@ -19,14 +19,15 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from itertools import chain, repeat
+from itertools import chain, pairwise, repeat
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import tldextract
+from disposable_email_domains import blocklist as DISPOSABLE_MAIL
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from moderation.comment import Comment
@@ -35,6 +36,7 @@ from moderation.core.text import (
     drop_links_to,
     extract_links,
     normalize,
+    reveal_contacts,
     same_page,
     stem,
     surface_tokens,
@@ -62,11 +64,6 @@ FREE_MAIL = _words(
     "icloud.com me.com mail.com gmx.com gmx.de gmx.net web.de mail.ru yandex.ru yandex.com qq.com 163.com "
     "126.com proton.me protonmail.com zoho.com rediffmail.com"
 )
-DISPOSABLE_MAIL = _words(
-    "mailinator.com guerrillamail.com guerrillamail.net sharklasers.com 10minutemail.com temp-mail.org "
-    "tempmail.com yopmail.com trashmail.com getnada.com dispostable.com maildrop.cc throwawaymail.com "
-    "fakeinbox.com mintemail.com mohmal.com emailondeck.com tempail.com spamgourmet.com"
-)
 MESSENGER_HOSTS = _words("wa.me t.me telegram.me chat.whatsapp.com api.whatsapp.com signal.me u.wechat.com")
 # Words that turn a person's name into an advert ("Best Casino Bonus", "cheap pills").
 COMMERCIAL_WORDS = _words(
@@ -81,7 +78,7 @@ _EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,4}\.[a-z]{2,2
 # A phone number: optional +, then 8-15 digits with the usual separators (bounded, no nesting).
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{6,22}\d(?!\w)")
 _MESSENGER = re.compile(
-    r"\b(?:whats\s?app|telegram|wechat|we\s?chat|viber|kik|snapchat|skype|signal\s(?:app|me|@|\+)|icq)\b", re.I
+    r"\b(?:wh?ats\s?app?|telegram|wechat|we\s?chat|viber|kik|snapchat|skype|signal\s(?:app|me|@|\+)|icq)\b", re.I
 )
 _HANDLE = re.compile(r"(?<![\w@.])@[A-Za-z_][A-Za-z0-9_.]{2,31}")
 # Self-promotion in words, no link needed: "check out my channel", "sub to me", "visit my page",
@@ -108,6 +105,80 @@ _ASKS_FOR_LIKES = re.compile(
     r"|\bgive\s(?:it|this|me)\s(?:a\s)?(?:like|thumbs?\s?up)\b",
     re.I,
 )
+# Claims of money earned, won, lent or returned: "I earn $5,000 a week", "loans up to $10,000", "$700 became
+# $9,200", "$35/hr", "30% profit". A price alone ("it costs $30", "we pay £140 a month") is not one: an
+# amount counts only after a word of earning, or as an hourly or daily rate, a growth or a prize.
+_AMOUNT = (
+    r"(?:(?:[$€£₹₦]|R\$)\s?\d[\d,.]{0,15}(?:\s?[kK]\b|\s(?:thousand|million|grand)\b)?"
+    r"|\d[\d,.]{0,15}\s?(?:[kK]\s?)?(?:[$€£₹₦]|usd\b|eur\b|dollars?\b|dólares\b|euros?\b|pounds\b|bucks\b|btc\b"
+    r"|usdt\b|rupees\b|naira\b|reais\b))"
+)
+# Each amount is found first (the pattern starts with a sign or a digit, so the search skips ahead in C);
+# then the few words just before it are looked up for a word of earning, and the words after it read for a
+# rate, a growth or a prize. Searching the whole text for the earning words cost ten times as much
+# (docs/experiments.md: Money claims read around each amount).
+_MONEY_AMOUNT = re.compile(_AMOUNT, re.I)
+_EARNING_WORDS = frozenset(
+    {"earn", "earns", "earned", "earning", "earnings", "make", "makes", "making", "made", "profit", "profits"}
+    | {"income", "withdraw", "withdrew", "withdrawn", "withdrawal", "payout", "return", "returns", "roi"}
+    | {"invest", "invested", "investing", "investment", "loan", "loans", "lend", "lending", "funding", "grant"}
+    | {"credited", "receive", "received", "receiving", "won", "win", "winning", "bonus", "claim", "claimed"}
+    | {"giveaway", "prize", "reward", "salary", "verdiene", "verdient", "gewonnen", "gagné", "gagne", "gané"}
+    | {"gano", "ganhei", "ganho", "guadagnato", "kazandım", "заработал", "заработала", "заработок", "заработать"}
+)
+_EARNING_PAIRS = frozenset(
+    {"paid me", "pays me", "cash out", "cashed out", "get paid", "got paid", "giving away", "give away"}
+    | {"check for", "cheque for", "paid daily"}
+)
+# Words an earning word may stand before the amount at most: "earned over the last year $5,000".
+_EARNING_REACH = 6
+_MONEY_WORD = re.compile(r"[^\W\d_]+")
+_CLAIM_AFTER = re.compile(
+    rf"(?:\s?-\s?{_AMOUNT})?\s?(?:(?:/|a|an|per|every|each)\s?(?:hour|hr|day)\b|daily\b)"
+    rf"|\s(?:into|became|becomes|turned\sinto|grew\sto|->|→)\s{_AMOUNT}"
+    r"|\s(?:profit|return|returns|investment|income|earnings|payout|bonus|prize|reward|gift\scard)\b",
+    re.I,
+)
+_PERCENT_CLAIM = re.compile(
+    r"\d{1,4}\s?%\s(?:profit|returns?|roi|daily|weekly|monthly|guaranteed)\b"
+    r"|\b(?:profit|returns?|roi)\s(?:of\s)?\d{1,4}\s?%",
+    re.I,
+)
+# What every amount or percentage holds besides a digit; most comments have none of it.
+_MONEY_SIGN = re.compile("[$€£₹₦%]")
+_MONEY_WORDS = ("usd", "eur", "dollar", "dólar", "pound", "buck", "btc", "rupee", "naira", "reais")
+
+
+def _money_claims(text: str, digits: int) -> int:
+    """How many amounts in `text` (which holds `digits` digits) are claimed as earned, won, lent, returned
+    or paid per hour or day, plus the percentages claimed as profit."""
+    if not digits:  # every amount and percentage has one
+        return 0
+    if not _MONEY_SIGN.search(text):
+        lowered = text.lower()
+        if not any(word in lowered for word in _MONEY_WORDS):
+            return 0
+    claims = 0
+    for amount in _MONEY_AMOUNT.finditer(text):
+        if _earning_before(text, amount.start()) or _CLAIM_AFTER.match(text, amount.end()):
+            claims += 1
+    if "%" in text:
+        claims += len(_PERCENT_CLAIM.findall(text))
+    return claims
+
+
+def _earning_before(text: str, end: int) -> bool:
+    """Whether one of the `_EARNING_REACH` words before position `end` of `text`, with no number between it
+    and `end`, is a word (or pair of words) of earning."""
+    before = text[max(0, end - 20 * _EARNING_REACH) : end]
+    for mark in "0123456789":  # a number in between belongs to another amount
+        before = before.rpartition(mark)[2]
+    words = _MONEY_WORD.findall(before.lower())[-_EARNING_REACH:]
+    return any(word in _EARNING_WORDS for word in words) or any(
+        f"{first} {second}" in _EARNING_PAIRS for first, second in pairwise(words)
+    )
+
+
 _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
 _DIGIT = re.compile(r"\d")
 _UPPER = re.compile(r"[A-ZÀ-ÖØ-ÞА-ЯΑ-Ω]")
@@ -152,6 +223,9 @@ SIGNAL_NAMES: tuple[str, ...] = (
     "length_short",
     "length_long",
     "length_very_long",
+    "contact_disguised",
+    "money_claim",
+    "off_topic",
 )
 
 _SIGNAL_SET = frozenset(SIGNAL_NAMES)
@@ -166,13 +240,22 @@ SIGNALS_BEFORE_RECORDED_LAYOUT: tuple[str, ...] = tuple(
 
 def extract_signals(comment: Comment) -> dict[str, float]:
     """Return every signal in `SIGNAL_NAMES` for `comment` (counts as log1p, flags 0/1, ratios 0..1)."""
-    return _signals(comment, normalize(comment.content))
+    text = normalize(comment.content)
+    revealed = reveal_contacts(text)
+    surface = surface_tokens(revealed) if comment.page_context else []
+    return _signals(comment, text, revealed, surface)
 
 
-def _signals(comment: Comment, text: str) -> dict[str, float]:
-    """Signals of `comment` whose content is already normalised to `text`."""
+def _signals(comment: Comment, text: str, revealed: str, surface: Sequence[str]) -> dict[str, float]:
+    """Signals of `comment` whose content is normalised to `text`, with its disguised contacts revealed in
+    `revealed` (`reveal_contacts`; the same object when there are none) and `surface` its revealed tokens
+    (read only when the comment has a page context)."""
     s = dict.fromkeys(SIGNAL_NAMES, 0.0)
     links = extract_links(comment.content)
+    hidden: list[Link] = []
+    if revealed is not text:  # links that only the revealed text shows ("shop(dot)com") count as links too
+        hidden = _hidden_links(text, revealed)
+        links += hidden
     # Ham links to its own page ("best part youtube.com/watch?v=<this video>&t=2m19s"): such links get a
     # signal of their own and stay out of the link counts and the words (docs/experiments.md: Links to the
     # comment's own page: a signal, out of the link counts and the words).
@@ -182,18 +265,20 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
         links = [link for link in links if link not in here]  # a link back to the page advertises nothing
     if links:
         _link_signals(links, s)
-    # Each pattern below runs only when the text holds what every match of it must contain: an "@" for an
-    # email or a handle, 8 digits for a phone number; most comments have neither (docs/experiments.md:
-    # Email, handle and phone scans only when the text can match).
-    if "@" in text:
-        s["email_count"] = math.log1p(len(_EMAIL.findall(text)))
-        s["handle_count"] = math.log1p(len(_HANDLE.findall(text)))
     digits = _count_matching(text, _DIGIT, _ASCII_DIGITS)
-    if digits >= 8:
-        s["phone_count"] = _log_count(p for p in _PHONE.findall(text) if 8 <= len(_DIGIT.findall(p)) <= 15)
-    s["messenger_mention"] = math.log1p(len(_MESSENGER.findall(text)))
+    contacts = _contacts(text, digits)
+    if revealed is not text:
+        written = contacts
+        contacts = _contacts(revealed, _count_matching(revealed, _DIGIT, _ASCII_DIGITS))
+        # Emails, phones and messengers that only the revealed text holds, and its hidden links.
+        disguised = len(hidden) + sum(max(0, r - w) for r, w in zip(contacts[1:], written[1:], strict=True))
+        s["contact_disguised"] = math.log1p(disguised)
+    s["handle_count"], s["email_count"], s["phone_count"], s["messenger_mention"] = map(math.log1p, contacts)
     s["self_promotion"] = math.log1p(len(_SELF_PROMOTION.findall(text)))
     s["asks_for_likes"] = math.log1p(len(_ASKS_FOR_LIKES.findall(text)))
+    s["money_claim"] = math.log1p(_money_claims(text, digits))
+    if comment.page_context:
+        s["off_topic"] = _off_topic(comment.page_context, surface)
     _author_signals(comment, s)
     if comment.user_agent == "":  # None means the site did not tell us: no signal either way
         s["user_agent_missing"] = 1.0
@@ -204,6 +289,59 @@ def _signals(comment: Comment, text: str) -> dict[str, float]:
         s["submit_over_1h"] = float(seconds >= 3600)
     _shape_signals(text, digits, s)
     return s
+
+
+def _contacts(text: str, digits: int) -> tuple[int, int, int, int]:
+    """How many @handles, emails, phone numbers and messenger mentions `text` (holding `digits` digits) has."""
+    # Each pattern below runs only when the text holds what every match of it must contain: an "@" for an
+    # email or a handle, 8 digits for a phone number; most comments have neither (docs/experiments.md:
+    # Email, handle and phone scans only when the text can match).
+    handles = emails = phones = 0
+    if "@" in text:
+        emails = len(_EMAIL.findall(text))
+        handles = len(_HANDLE.findall(text))
+    if digits >= 8:
+        phones = sum(1 for p in _PHONE.findall(text) if 8 <= len(_DIGIT.findall(p)) <= 15)
+    return handles, emails, phones, len(_MESSENGER.findall(text))
+
+
+def _hidden_links(text: str, revealed: str) -> list[Link]:
+    """The links of `revealed` beyond those of `text` (by host, each counted as often as it appears)."""
+    shown = Counter(link.host for link in extract_links(text))
+    hidden = []
+    for link in extract_links(revealed):
+        if shown[link.host]:
+            shown[link.host] -= 1
+        else:
+            hidden.append(link)
+    return hidden
+
+
+# A comment of at least this many distinct content words that shares none with what its page is about
+# (title, tags) is off topic: spam written once for every page. Fewer words ("Great post!", "❤️") say
+# too little to tell (docs/experiments.md: Off topic from 10 content words).
+OFF_TOPIC_MIN_WORDS = 10
+
+
+def _off_topic(context: tuple[str, ...], surface: Sequence[str]) -> float:
+    """1.0 when the comment's tokens `surface` hold `OFF_TOPIC_MIN_WORDS` content words and none of the
+    page's; 0.0 otherwise, and when the page context has no content words."""
+    topic = _topic_words(context)
+    if not topic:
+        return 0.0
+    words = {stem(token) for token in surface if _is_content_word(token)}
+    return float(len(words) >= OFF_TOPIC_MIN_WORDS and words.isdisjoint(topic))
+
+
+@lru_cache(maxsize=1024)
+def _topic_words(context: tuple[str, ...]) -> frozenset[str]:
+    """The stemmed content words of a page's title and tags (cached: one page has many comments)."""
+    return frozenset(stem(token) for token in surface_tokens(normalize(" ".join(context))) if _is_content_word(token))
+
+
+def _is_content_word(token: str) -> bool:
+    """A token that says what a text is about: three letters or more, not an English function word."""
+    return len(token) >= 3 and token.isalpha() and token not in ENGLISH_STOP_WORDS
 
 
 def _log_count(items: Iterable[object]) -> float:
@@ -235,7 +373,9 @@ def _author_signals(comment: Comment, s: dict[str, float]) -> None:
     domain = comment.author_email.rpartition("@")[2].strip().lower()
     if domain:
         s["author_email_free"] = float(domain in FREE_MAIL)
-        s["author_email_disposable"] = float(domain in DISPOSABLE_MAIL)
+        # The list of the `disposable-email-domains` package, kept up to date by its maintainers; a
+        # throwaway service's subdomains ("x.mailinator.com") are throwaway too.
+        s["author_email_disposable"] = float(domain in DISPOSABLE_MAIL or registered_domain(domain) in DISPOSABLE_MAIL)
 
 
 def _shape_signals(text: str, digits: int, s: dict[str, float]) -> None:
@@ -321,6 +461,7 @@ _FLAG_TEXT = {
     "length_short": "very short comment (under 20 characters)",
     "length_long": "long comment (200–1000 characters)",
     "length_very_long": "very long comment (over 1000 characters)",
+    "off_topic": "has nothing in common with what the page is about (its title and tags)",
 }
 _COUNT_TEXT = {
     "url_count": ("link", "{}"),
@@ -338,6 +479,11 @@ _COUNT_TEXT = {
     "self_promotion": ("phrase", "{} promoting the author's own channel or page ('check out my…', 'sub to me')"),
     "asks_for_likes": ("request", "{} for likes, shares or thumbs up"),
     "author_commercial": ("commercial word", "author name with {}"),
+    "contact_disguised": (
+        "contact",
+        "{} written in disguise (spaced-out letters, '(dot)' for '.', symbols inside a name, letters for digits)",
+    ),
+    "money_claim": ("claim", "{} of money earned, won, lent or paid out"),
 }
 
 
@@ -374,11 +520,13 @@ class Prepared:
 
 def prepare(comment: Comment, ngram_range: tuple[int, int] = (1, 3)) -> Prepared:
     """Normalise and tokenise `comment` once for all feature families."""
-    text = normalize(comment.content)
-    signals = _signals(comment, text)
+    written = normalize(comment.content)
+    # The words are read from the revealed text: "w h a t s a p p" is the word "whatsapp" to the model.
+    revealed = text = reveal_contacts(written)
     if comment.permalink:  # its signal says it all; the host ("youtu.be") would read as a spam word
         text = drop_links_to(text, comment.permalink)
     surface = surface_tokens(text)
+    signals = _signals(comment, written, revealed, surface)
     stems = list(map(stem, surface))
     author = ["author:" + token for token in tokenize(normalize(comment.author_name[:200]))]
     terms = word_ngrams(stems, ngram_range) + author

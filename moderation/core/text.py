@@ -4,10 +4,11 @@ Every input here is attacker-controlled, so each function caps how much text it 
 (`MAX_CHARS`) and every regular expression is linear-time: no nested quantifiers, bounded
 repetition where a match could otherwise run to the end of the text.
 
-    normalize(text)      -> str          the text a human would read, folded to plain forms
-    extract_links(text)  -> list[Link]   URLs in raw or HTML text, with the link text shown
-    same_page(url, page) -> bool         does a link point at the page the comment is on?
-    tokenize(text)       -> list[str]    lowercased, stemmed word tokens (NLTK, no data needed)
+    normalize(text)       -> str          the text a human would read, folded to plain forms
+    reveal_contacts(text) -> str          normalised text with disguised addresses and numbers spelled plainly
+    extract_links(text)   -> list[Link]   URLs in raw or HTML text, with the link text shown
+    same_page(url, page)  -> bool         does a link point at the page the comment is on?
+    tokenize(text)        -> list[str]    lowercased, stemmed word tokens (NLTK, no data needed)
 """
 
 from __future__ import annotations
@@ -157,6 +158,133 @@ def _strip_tags(text: str) -> str:
     stripped = _TAG.sub(replace, text)
     # An unclosed <a href> still shows its target to the classifier.
     return " ".join([stripped, *pending]) if pending else stripped
+
+
+# --- contacts spelled so that a filter misses them ---------------------------------------------------
+#
+# Spammers write an address or a number so that a reader still gets it and a pattern does not:
+# "w h a t s a p p", "shop(dot)com", "anna [at] outlook [dot] com", "♥hotgirls.netk♥", "+1 (8OO) 555-0199".
+# `reveal_contacts` rewrites only those spans, each by a rule narrow enough to leave ordinary text
+# ("Dr. J. Smith", "look at python.org", "the dot com era", code) as it is.
+
+# Decoration: arrows, shapes, dingbats, hearts, stars and emoji (Unicode So/Sm blocks), and the
+# variation selector that turns a heart into its emoji form.
+_DECORATION = "\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2900-\u297f\u2b00-\u2bff\ufe0f\U0001f000-\U0001faff"
+_HAS_DECORATION = re.compile(f"[{_DECORATION}]")
+# Decoration inside a word or a domain: "wh❤️ats❤️app", "hotgirls❤.❤net".
+_GLUED_DECORATION = re.compile(f"([A-Za-z0-9.])[{_DECORATION}]{{1,8}}(?=[A-Za-z0-9.])")
+# A domain set between decorations with one letter too many on its ending: "♥hotgirls24.netk♥".
+_STRAY_LETTER = re.compile(
+    f"([{_DECORATION}]\\s?)((?:[a-z0-9-]{{1,63}}\\.){{1,4}}(?:{_BARE_TLDS}))[a-z](?=\\s?[{_DECORATION}])", re.I
+)
+# Five or more single letters, digits or address marks each set apart by one space: "w h a t s a p p",
+# "h t t p s : / / x . c o m". Joined only when at least three of them are letters (spaced digits are
+# already read as a phone number, "1 2 3 4 5" is a count and "2 u 4 a" text-speak).
+_SPACED_HINT = re.compile(r" [A-Za-z0-9.:/@-] [A-Za-z0-9.:/@-] [A-Za-z0-9.:/@-] [A-Za-z0-9.:/@-] ")
+_SPACED = re.compile(r"(?<!\S)(?:[A-Za-z0-9.:/@-] ){4,80}[A-Za-z0-9.:/@-](?!\S)")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+# Five or more single letters or digits joined by one repeated mark: "W.h.a.t.s.A.p.p", "t-e-l-e-g-r-a-m".
+_DOTTED_HINT = re.compile(r"[.*_~|-][A-Za-z0-9][.*_~|-][A-Za-z0-9][.*_~|-][A-Za-z0-9][.*_~|-]")
+_DOTTED = re.compile(r"(?<![\w.*_~|-])([A-Za-z0-9])([.*_~|-])((?:[A-Za-z0-9]\2){3,40}[A-Za-z0-9])(?![\w*_~|-])")
+# A dot or an at sign spelled in a bracket: "(dot)", "[.]", "{punkt}", "(at)", "[at]". Decoration next to
+# it belongs to the disguise: "☛ newshub24 ☚ (dot) com".
+_SPELLED_DOT = re.compile(
+    f"[\\s{_DECORATION}]{{0,8}}[(\\[{{<]\\s?(?:dot|d0t|punkt|punto|point|ponto|nokta|titik|\\.)\\s?[)\\]}}>]\\s?", re.I
+)
+_SPELLED_AT = re.compile(r"\s?[(\[{<]\s?(?:at|@)\s?[)\]}>]\s?", re.I)
+_SPELLED_HINT = re.compile(r"[(\[{<]\s?(?:dot|d0t|punkt|punto|point|ponto|nokta|titik|\.|at|@)\s?[)\]}>]", re.I)
+# What the word forms below need: " at ", " dot ", " . " or an at sign with a space beside it.
+_WORD_HINT = re.compile(r" (?:[aA][tT]|[dD][oO][tT]|\.|@) ")
+# " dot " or " . " between a name and a web ending ("shopnow dot com", "moneyfromhome . biz"), but not
+# after words that make it a phrase ("the dot com era", "ending in . co").
+_WORD_DOT = re.compile(f"\\b([A-Za-z0-9-]{{1,63}}) (?:dot|\\.) ((?:{_BARE_TLDS})\\b)", re.I)
+_NOT_A_NAME = frozenset(
+    {"the", "a", "an", "of", "and", "or", "in", "on", "at", "to", "first", "old", "big", "that", "this", "his", "her"}
+    | {"its", "their", "our"}
+)
+# " at " before a mailbox host, or before a name whose dot is spelled: "anna at gmail dot com" (not
+# "look at python.org").
+_MAIL_HOSTS = "gmail|googlemail|yahoo|hotmail|outlook|live|aol|icloud|proton|protonmail|gmx|yandex|mail|zoho|qq"
+_WORD_AT = re.compile(
+    f"(?<=[A-Za-z0-9_.+-]) at (?=(?:{_MAIL_HOSTS})\\s?(?:\\.|dot\\b|[(\\[{{])|[A-Za-z0-9-]{{1,63}} dot\\b)", re.I
+)
+# An at sign with spaces around it, inside an address: "anna @ outlook.com".
+_SPACED_AT = re.compile(
+    f"(?<=[A-Za-z0-9_.+-]) ?@ ?(?=[A-Za-z0-9-]{{1,63}}(?:\\.[A-Za-z0-9-]{{1,63}}){{0,3}}\\.(?:{_BARE_TLDS})\\b)", re.I
+)
+# A phone number with letters standing in for digits: "+1 (8OO) 555-0199", "O7700 9OO123". Looked for
+# only in text with at least `_PHONE_MIN_DIGITS` real digits, counted in C for ASCII text.
+_PHONE_MIN_DIGITS = 6
+_ANY_DIGIT = re.compile(r"[0-9]")
+_DIGIT_BYTES = b"0123456789"
+_LOOKALIKE_DIGIT = re.compile(r"[0-9][OoIl]|[OoIl][0-9]")
+_PHONE_WITH_LETTERS = re.compile(r"(?<![\w+])\+?\(?[\dOoIl][\dOoIl\s().-]{6,30}[\dOoIl]\)?(?!\w)")
+_PHONE_PART = re.compile(r"[^\s().-]+")
+_DIGIT_OF = str.maketrans("OoIl", "0011")
+
+
+def reveal_contacts(text: str) -> str:
+    """Return normalised `text` with disguised contacts written plainly: decoration inside words removed,
+    spaced-out and dotted-out letters joined, a spelled "(dot)"/"[at]" made "."/"@", one stray letter after a
+    domain set in decoration dropped, look-alike letters in a phone number made digits. Everything else is
+    left as it is, and text without such a disguise comes back as the same object.
+
+    Each rewrite runs only when the text holds what it needs (a decoration, four spaced single characters,
+    a bracket, " at "...): most comments hold none of it (docs/experiments.md: Disguised contacts revealed
+    for the features)."""
+    revealed = text
+    if not text.isascii() and _HAS_DECORATION.search(text):
+        revealed = _STRAY_LETTER.sub(r"\1\2", _GLUED_DECORATION.sub(r"\1", revealed))
+    if _SPACED_HINT.search(" " + revealed):  # the space lets a spaced-out word start the text
+        revealed = _SPACED.sub(_join_spaced, revealed)
+    if _DOTTED_HINT.search(revealed):
+        revealed = _DOTTED.sub(_join_dotted, revealed)
+    if _SPELLED_HINT.search(revealed):
+        revealed = _SPELLED_AT.sub("@", _SPELLED_DOT.sub(".", revealed))
+    if _WORD_HINT.search(revealed):
+        revealed = _WORD_DOT.sub(_join_word_dot, _WORD_AT.sub("@", revealed))
+    if "@ " in revealed or " @" in revealed:
+        revealed = _SPACED_AT.sub("@", revealed)
+    if _ascii_digits(revealed) >= _PHONE_MIN_DIGITS and _LOOKALIKE_DIGIT.search(revealed):
+        revealed = _PHONE_WITH_LETTERS.sub(_phone_digits, revealed)
+    return text if revealed == text else revealed
+
+
+def _ascii_digits(text: str) -> int:
+    """How many of the digits 0-9 `text` holds."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        return len(raw) - len(raw.translate(None, _DIGIT_BYTES))
+    return len(_ANY_DIGIT.findall(text))
+
+
+def _join_spaced(match: re.Match[str]) -> str:
+    run = match.group(0)
+    return run.replace(" ", "") if len(_ASCII_LETTER.findall(run)) >= 3 else run
+
+
+def _join_dotted(match: re.Match[str]) -> str:
+    run = match.group(0)
+    joined = run.replace(match.group(2), "")
+    return joined if len(_ASCII_LETTER.findall(joined)) >= 2 else run
+
+
+def _join_word_dot(match: re.Match[str]) -> str:
+    name = match.group(1)
+    return match.group(0) if name.lower() in _NOT_A_NAME else f"{name}.{match.group(2)}"
+
+
+def _phone_digits(match: re.Match[str]) -> str:
+    """The phone-like run with look-alike letters made digits, when every part of it holds a real digit,
+    it has at least 6 real digits and 8 to 15 in all; unchanged otherwise ("I 2 O" is not a number)."""
+    run = match.group(0)
+    parts = _PHONE_PART.findall(run)
+    if not all(any(ch.isdigit() for ch in part) for part in parts if part != "+"):
+        return run
+    real = sum(ch.isdigit() for ch in run)
+    digits = run.translate(_DIGIT_OF)
+    total = sum(ch.isdigit() for ch in digits)
+    return digits if real >= _PHONE_MIN_DIGITS and 8 <= total <= 15 else run
 
 
 def extract_links(text: str) -> list[Link]:

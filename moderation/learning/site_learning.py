@@ -149,6 +149,7 @@ def latest_labels_query() -> Any:
             CommentRecord.content,
             CommentRecord.content_hash,
             *(getattr(CommentRecord, name) for name in _COMMENT_COLUMNS),
+            CommentRecord.extra,
         )
         .join(latest, latest.c.label_id == LabelRecord.id)
         .join(CommentRecord, CommentRecord.id == LabelRecord.comment_id)
@@ -158,7 +159,7 @@ def latest_labels_query() -> Any:
 
 
 def _stored(row: Any) -> StoredLabel:
-    (label_id, label, source, at, comment_id, site_id, content, content_hash, *fields) = row
+    (label_id, label, source, at, comment_id, site_id, content, content_hash, *fields, extra) = row
     values = dict(zip(_COMMENT_COLUMNS, fields, strict=True))
     for name in _COMMENT_COLUMNS[:-2]:
         if values[name] is None and name != "user_agent":
@@ -167,12 +168,20 @@ def _stored(row: Any) -> StoredLabel:
         label_id=int(label_id),
         comment_id=int(comment_id),
         site_id=int(site_id),
-        comment=Comment(content=content or "", **values),
+        comment=Comment(content=content or "", page_context=stored_page_context(extra), **values),
         label=Label(label),
         source=str(source),
         labelled_at=at,
         content_hash=str(content_hash or ""),
     )
+
+
+def stored_page_context(extra: Any) -> tuple[str, ...]:
+    """The page context a check stored in a comment's extra fields (`page_context`); () when it has none."""
+    context = extra.get("page_context") if isinstance(extra, dict) else None
+    if not isinstance(context, list):
+        return ()
+    return tuple(value for value in context if isinstance(value, str))
 
 
 def stream_labels(session: Session, query: Any, batch_size: int = 2000) -> Iterator[list[StoredLabel]]:
@@ -357,5 +366,6 @@ __all__ = [
     "site_label_counts",
     "site_labels",
     "skeleton",
+    "stored_page_context",
     "stream_labels",
 ]

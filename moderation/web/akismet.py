@@ -55,6 +55,7 @@ from moderation.store.labels import record_label
 from moderation.store.schema import AuditEvent, CommentRecord, LabelRecord, Site
 from moderation.store.sites import site_for_key
 from moderation.web.limits import Refusal, site_budget
+from moderation.web.openapi import PAGE_TAG_LIMIT, PAGE_TAGS_LIMIT
 
 bp = Blueprint("akismet", __name__)
 
@@ -286,11 +287,11 @@ def parse_comment(params: Mapping[str, list[str]]) -> AkismetComment:
         fields[field_name] = value[: limits.get(field_name, len(value))]
     if "user_agent" not in params:
         fields["user_agent"] = None  # the site did not tell us; "" would mean the browser sent none
-    comment = Comment(**fields, submitted_at=_parse_gmt(first(params, "comment_date_gmt")))
+    # comment_context (the post's tags or categories) is what the page is about: the check stores it
+    # with the comment as its page context.
+    context = tuple(value[:PAGE_TAG_LIMIT] for value in comment_context(params)[:PAGE_TAGS_LIMIT])
+    comment = Comment(**fields, submitted_at=_parse_gmt(first(params, "comment_date_gmt")), page_context=context)
     extra: dict[str, Any] = {name: first(params, name) for name in EXTRA_FIELDS if first(params, name)}
-    context = comment_context(params)
-    if context:
-        extra["comment_context"] = context
     honeypot = honeypot_value(params)
     if honeypot:
         extra["honeypot"] = honeypot  # the check feeds it to the honeypot rule, stores a flag

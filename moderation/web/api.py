@@ -36,7 +36,14 @@ from moderation.store.schema import CommentRecord, Site
 from moderation.store.sites import site_for_key
 from moderation.web import metrics
 from moderation.web.limits import Refusal, site_budget
-from moderation.web.openapi import EPOCH_RANGE, FIELD_LIMITS, document
+from moderation.web.openapi import (
+    EPOCH_RANGE,
+    FIELD_LIMITS,
+    PAGE_TAG_LIMIT,
+    PAGE_TAGS_LIMIT,
+    PAGE_TITLE_LIMIT,
+    document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +172,40 @@ def parse_comment(data: Any) -> tuple[Comment, dict[str, Any], bool]:
         user_agent=values.pop("user_agent", None),
         rendered_at=parse_timestamp("rendered_at", data.get("rendered_at")),
         submitted_at=parse_timestamp("submitted_at", data.get("submitted_at")),
+        page_context=parse_page_context(data.get("page_title"), data.get("page_tags")),
         **values,
     )
     return comment, extra, is_test
+
+
+def parse_page_context(title: Any, tags: Any) -> tuple[str, ...]:
+    """`page_title` (a string) and `page_tags` (a list of strings) as `Comment.page_context`, title first,
+    blank values left out; None means absent. ApiError 400 names the field for a wrong type or length."""
+    values = []
+    if title is not None:
+        if not isinstance(title, str) or len(title) > PAGE_TITLE_LIMIT:
+            expected = f"a string of at most {PAGE_TITLE_LIMIT} characters"
+            raise ApiError(400, f"page_title: expected {expected}, found {_shown(title)}")
+        values.append(title)
+    if tags is not None:
+        if not isinstance(tags, list) or len(tags) > PAGE_TAGS_LIMIT:
+            expected = f"a list of at most {PAGE_TAGS_LIMIT} strings"
+            raise ApiError(400, f"page_tags: expected {expected}, found {_shown(tags)}")
+        for tag in tags:
+            if not isinstance(tag, str) or len(tag) > PAGE_TAG_LIMIT:
+                raise ApiError(
+                    400, f"page_tags: expected strings of at most {PAGE_TAG_LIMIT} characters, found {_shown(tag)}"
+                )
+        values.extend(tags)
+    cleaned = (value.replace("\x00", "").strip() for value in values)
+    return tuple(value for value in cleaned if value)
+
+
+def _shown(value: Any) -> str:
+    """A value's type, and its length when it has one, for an error message."""
+    if isinstance(value, str | list):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return type(value).__name__
 
 
 def json_body() -> Any:

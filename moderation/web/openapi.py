@@ -20,6 +20,10 @@ FIELD_LIMITS: dict[str, int] = {
     "language": 50,
     "honeypot": 1000,
 }
+# What the page is about, if the site tells us: its title, and its tags or categories (a list).
+PAGE_TITLE_LIMIT = 500
+PAGE_TAGS_LIMIT = 50  # tags
+PAGE_TAG_LIMIT = 100  # characters per tag
 TIMESTAMP_FIELDS = ("rendered_at", "submitted_at")
 # Epoch timestamps must fall in this range (2000-01-01 .. 2100-01-01): anything else is a unit mistake.
 EPOCH_RANGE = (946684800, 4102444800)
@@ -56,6 +60,17 @@ def _comment_request() -> dict[str, Any]:
                 {"type": "null"},
             ],
         }
+    properties["page_title"] = {
+        "type": ["string", "null"],
+        "maxLength": PAGE_TITLE_LIMIT,
+        "description": "The title of the page the comment is on: a comment with nothing in common with it is a signal.",
+    }
+    properties["page_tags"] = {
+        "type": ["array", "null"],
+        "maxItems": PAGE_TAGS_LIMIT,
+        "items": {"type": "string", "maxLength": PAGE_TAG_LIMIT},
+        "description": "The page's tags or categories.",
+    }
     properties["is_test"] = {"type": "boolean", "description": "A test call: stored but never used for training."}
     return {"type": "object", "required": ["content"], "properties": properties}
 
