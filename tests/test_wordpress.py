@@ -28,6 +28,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -319,6 +320,13 @@ def test_wordpress_end_to_end(wordpress, moderation):
     Spam keeps held comments and publishes approved ones; Spam and Not Spam in wp-admin become labels; the stats
     card shows our figures; with the callback set up, our moderator's decisions reach WordPress, and forged
     or stale callbacks do not."""
+    # A fresh thread: the browser tests' session-wide Playwright may hold a running loop in this worker's
+    # main thread, and Playwright's sync API refuses to start inside one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(_end_to_end, wordpress, moderation).result()
+
+
+def _end_to_end(wordpress: WordPress, moderation: tuple[LiveServer, int, str]) -> None:
     wp = wordpress
     server, site_id, key = moderation
     people = Commenters(wp)
