@@ -19,7 +19,8 @@ Prints a Markdown table of ROC AUC and recall at 1% false-positive rate.
     .venv/bin/python benchmarks/bench_adaptation.py --curve --draws 5 --plot docs/benchmarks/adaptation.png
 
 is the published curve (`curve`): each shipped public corpus (SMS, YouTube) held out of the base model
-in turn, several random draws of the site's labels, mean and spread, beside the baseline.
+in turn, several random draws of the site's labels, mean and spread, beside the baseline. Its write-up
+lives in docs/benchmarks/adaptation.md, which `benchmarks.run` embeds in docs/benchmarks.md.
 """
 
 from __future__ import annotations

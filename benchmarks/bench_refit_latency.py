@@ -12,7 +12,8 @@ request's scheduled time) in two windows of --seconds each:
    warm-up, see bench_http.refresh_statistics), with MODERATION_SITE_REFIT_SECONDS=2 so a worker's
    learner has them refitted during the window, publishes the new model and both workers reload it.
 
-Prints p50/p90/p99 of both windows as JSON, with the refits the server logged (sites, seconds).
+Prints p50/p90/p99 of both windows as JSON, with the refits the server logged (sites, seconds). Its
+write-up lives in docs/benchmarks/refit-latency.md, which `benchmarks.run` embeds in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from moderation.core.evaluation import PROTOCOLS
 
 from .accuracy import METHOD_TITLES, METHODS, REQUIRED_ACCURACY, SplitRuns
 
@@ -57,7 +60,7 @@ def _accuracy_section(results: dict[str, Any], runs: Sequence[SplitRuns], out_di
         "Recall at 1% FPR is read off the test ROC curve (an oracle operating point, for comparison only).",
         "",
         "- **this project**: `moderation.core.classifier.fit_model` (features + logistic regression + calibration),",
-        "  the model `moderation train` and `moderation retrain` both fit (`training.fit_with_thresholds`).",
+        "  the model `moderation train` and `moderation retrain` both fit (`core.training.fit_with_thresholds`).",
         "- **TF-IDF + LR baseline**: `train_baseline`, scikit-learn defaults on the raw text.",
         "- **bogofilter**: Debian's bogofilter, default parameters, trained with `bogofilter -s/-n -M`, scored",
         "  with `-M -T` (the spamicity). Words it has not seen score its default robx = 0.52, so short comments",
@@ -84,8 +87,6 @@ def _accuracy_section(results: dict[str, Any], runs: Sequence[SplitRuns], out_di
     if acc.get("skipped"):
         lines += [f"Skipped: {', '.join(f'{k} ({v})' for k, v in acc['skipped'].items())}.", ""]
     for protocol, means in acc["means"].items():
-        from moderation.core.evaluation import PROTOCOLS
-
         lines += [f"### {protocol}: {PROTOCOLS[protocol]}", ""]
         rows = []
         for method in METHODS:
@@ -217,6 +218,20 @@ def _plot_roc(runs: Sequence[SplitRuns], path: Path, protocol: str) -> None:
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"Test ROC, splits pooled — {protocol}", fontsize=10)
     figure.savefig(path, dpi=80)
+
+
+def _standalone(out_dir: Path, name: str) -> list[str]:
+    """The write-up a standalone benchmark keeps beside its charts (`<out>/<name>.md`), embedded as it stands.
+
+    Those benchmarks (the adaptation curve, latency during refits) run on their own, not in this suite, so a
+    regenerated report carries their last write-up instead of dropping it. Their relative links point into
+    `<out>/`; the report's links say `benchmarks/...` like the rest.
+    """
+    path = out_dir / f"{name}.md"
+    if not path.exists():
+        return []
+    text = re.sub(r"\]\((?![a-z]+:|/|#)", "](benchmarks/", path.read_text(encoding="utf-8"))
+    return [*text.rstrip().splitlines(), ""]
 
 
 def _speed_section(results: dict[str, Any], out_dir: Path) -> list[str]:
@@ -624,8 +639,10 @@ def write(results: dict[str, Any], runs: Sequence[SplitRuns], out_dir: Path, rep
     lines += _headlines(results)
     if "accuracy" in results:
         lines += _accuracy_section(results, runs, out_dir)
+    lines += _standalone(out_dir, "adaptation")
     if "speed" in results:
         lines += _speed_section(results, out_dir)
+    lines += _standalone(out_dir, "refit-latency")
     if "scaling" in results:
         lines += _scaling_section(results["scaling"], out_dir)
     text = "\n".join(lines).replace("](benchmarks/", f"]({rel}/")

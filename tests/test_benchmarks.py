@@ -130,3 +130,24 @@ def test_http_report_names_threads_and_the_open_loop(tmp_path):
     assert "**p99 7.50 ms**" in section and "ANALYZEd" not in section
     assert "ANALYZEd after the warm-up" in "\n".join(report._http_lines({**http, "analyzed": True}, tmp_path, "h.png"))
     assert report._workers({**http, "threads": 1}) == "2 sync workers"
+
+
+def test_report_embeds_standalone_write_ups(tmp_path):
+    """A regenerated report carries the write-ups of benchmarks that run on their own, links pointing at <out>/."""
+    from benchmarks import report
+
+    out = tmp_path / "benchmarks"
+    out.mkdir()
+    (out / "adaptation.md").write_text(
+        "## Adaptation\n\n![curve](adaptation.png) and [site](https://example.org/) and [up](#speed)\n",
+        encoding="utf-8",
+    )
+    machine = {"cpu": "test CPU", "cores": 2, "memory": "1 GiB", "load_average": [0.1], "os": "Linux", "python": "3"}
+    machine |= {"libraries": {}, "bogofilter": "-", "spamassassin": "-", "wrk": "-", "git_commit": "0"}
+    results = {"mode": "quick", "seconds": 60.0, "cpu_seconds": 90.0, "machine": machine}
+    path = report.write(results, [], out, tmp_path / "benchmarks.md")
+    text = path.read_text(encoding="utf-8")
+    assert "## Adaptation" in text
+    assert "![curve](benchmarks/adaptation.png)" in text
+    assert "(https://example.org/)" in text and "(#speed)" in text
+    assert "refit" not in text.lower()  # no write-up there, no section
