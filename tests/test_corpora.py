@@ -18,16 +18,15 @@ from moderation.core.corpora import (
     deduplicate,
     fingerprint,
     load_folder,
-    load_generic,
     load_shipped,
     load_sms,
     load_starter,
-    load_wxr,
     load_youtube,
     pack_public_corpora,
-    parse_label,
     shipped_text,
 )
+from moderation.core.exports import load_export
+from moderation.core.records import parse_label
 from moderation.errors import DataError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -149,7 +148,7 @@ def test_sms_missing_file_is_a_data_error(tmp_path: Path) -> None:
 
 def test_generic_csv_maps_fields_and_label_spellings() -> None:
     """CSV rows map to Comment fields; ham/spam, 0 and TRUE all parse; unknown columns are ignored."""
-    examples = load_generic(FIXTURES / "site-export.csv")
+    examples = load_export(FIXTURES / "site-export.csv")
     assert [e.label for e in examples] == [Label.HAM, Label.SPAM, Label.HAM, Label.SPAM]
     first = examples[0].comment
     assert (first.author_name, first.author_email, first.user_ip, first.user_agent) == (
@@ -165,7 +164,7 @@ def test_generic_csv_maps_fields_and_label_spellings() -> None:
 
 def test_generic_jsonl_maps_fields_booleans_and_numbers() -> None:
     """JSONL records parse with numeric and boolean labels; "" user agent stays distinct from absent."""
-    examples = load_generic(FIXTURES / "site-export.jsonl")
+    examples = load_export(FIXTURES / "site-export.jsonl")
     assert [e.label for e in examples] == [Label.HAM, Label.SPAM, Label.HAM, Label.SPAM]
     assert examples[0].comment.user_agent == ""
     assert examples[1].comment.user_agent is None
@@ -184,7 +183,7 @@ def test_generic_jsonl_maps_fields_booleans_and_numbers() -> None:
         ("bad.jsonl", '["content", "label"]\n', r"bad\.jsonl:1: expected a JSON object, found list"),
         ("bad.jsonl", '{"content": "a"}\n', r"bad\.jsonl:1: expected a 'label'"),
         ("bad.jsonl", '{"content": 5, "label": "ham"}\n', r"bad\.jsonl:1: expected a non-empty 'content'"),
-        ("bad.txt", "whatever", r"bad\.txt: expected a \.csv or \.jsonl file"),
+        ("bad.txt", "whatever", r"bad\.txt: cannot tell the format"),
         ("bad.csv", 'content,label\n"ok",ham\n"a"b,spam\n', r"bad\.csv:3: malformed CSV"),
         ("bad.csv", 'content,label\nok,ham\n"' + "x" * 200_000 + '",spam\n', r"bad\.csv:3: malformed CSV"),
     ],
@@ -194,7 +193,7 @@ def test_generic_bad_rows_name_file_and_line(tmp_path: Path, name: str, text: st
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DataError, match=message):
-        load_generic(path)
+        load_export(path)
 
 
 def test_generic_undecodable_or_missing_file_is_a_data_error(tmp_path: Path) -> None:
@@ -202,9 +201,9 @@ def test_generic_undecodable_or_missing_file_is_a_data_error(tmp_path: Path) -> 
     path = tmp_path / "latin.csv"
     path.write_bytes("content,label\nok,ham\ncaf\xe9,spam\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"latin\.csv: expected UTF-8 text"):
-        load_generic(path)
+        load_export(path)
     with pytest.raises(DataError, match=r"cannot read .*missing\.jsonl"):
-        load_generic(tmp_path / "missing.jsonl")
+        load_export(tmp_path / "missing.jsonl")
 
 
 def test_parse_label_accepts_documented_spellings() -> None:
@@ -220,7 +219,7 @@ def test_parse_label_accepts_documented_spellings() -> None:
 
 def test_wxr_maps_approved_spam_and_skips_pending_and_trash() -> None:
     """Approved comments are ham, spam-marked are spam; pending (0) and trash are left out."""
-    examples = load_wxr(FIXTURES / "wordpress.xml")
+    examples = load_export(FIXTURES / "wordpress.xml")
     assert [(e.comment.author_name, e.label) for e in examples] == [
         ("Ada", Label.HAM),
         ("buy cheap pills online", Label.SPAM),
@@ -241,8 +240,8 @@ def test_wxr_maps_approved_spam_and_skips_pending_and_trash() -> None:
 
 def test_wxr_refuses_entity_expansion() -> None:
     """An export with a DTD declaring entities (an XML bomb) is refused, not expanded."""
-    with pytest.raises(DataError, match="unsafe or malformed XML"):
-        load_wxr(FIXTURES / "xml-bomb.xml")
+    with pytest.raises(DataError, match=r"xml-bomb\.xml:\d+: refused unsafe XML"):
+        load_export(FIXTURES / "xml-bomb.xml")
 
 
 def test_wxr_malformed_xml_is_a_data_error(tmp_path: Path) -> None:
@@ -250,7 +249,25 @@ def test_wxr_malformed_xml_is_a_data_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.xml"
     path.write_text("<rss><channel><item>", encoding="utf-8")
     with pytest.raises(DataError, match=r"broken\.xml"):
-        load_wxr(path)
+        load_export(path)
+
+
+def test_data_folder_reads_site_exports_as_sites_import_does(tmp_path: Path) -> None:
+    """A data folder's WordPress and Disqus exports go through the reader `sites import` uses: one parser per
+    format, groups by post or thread, an unknown comment status named by file and line."""
+    for name in ("wordpress.xml", "disqus.xml"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    examples = load_folder(tmp_path)
+    assert {e.source for e in examples} == {"wordpress", "disqus"}
+    assert {e.group for e in examples if e.source == "disqus"} == {"disqus:100"}
+    assert {e.group for e in examples if e.source == "wordpress"} == {"wordpress:hello-world", "wordpress:second-post"}
+    odd = (FIXTURES / "wordpress.xml").read_text(encoding="utf-8").replace(
+        "<wp:comment_approved><![CDATA[spam]]>", "<wp:comment_approved><![CDATA[held]]>", 1
+    )
+    assert "held" in odd
+    (tmp_path / "wordpress.xml").write_text(odd, encoding="utf-8")
+    with pytest.raises(DataError, match=r"wordpress\.xml:\d+: expected wp:comment_approved"):
+        load_folder(tmp_path)
 
 
 # --- the starter corpus ---------------------------------------------------------------------------------

@@ -29,9 +29,9 @@ from moderation.cli.common import (
 )
 from moderation.comment import SENDER_FIELDS, Comment, Verdict
 from moderation.core.classifier import Scorer
-from moderation.core.corpora import page_context, parse_json_line
 from moderation.core.evaluation import DEFAULT_PROTOCOLS, MODELS, run_evaluation, write_report
 from moderation.core.model_store import load_model
+from moderation.core.records import page_context, parse_json_line
 from moderation.core.training import train_and_save
 from moderation.errors import DataError
 from moderation.store import db

@@ -7,7 +7,8 @@ Sources and their traps (see ../shared/datasets/README.md):
   U+FEFF on most ham, so BOM and zero-width characters are stripped.
 - SMS Spam Collection: `label<TAB>text` lines whose texts hold bare double quotes; a default csv reader
   swallows lines into quoted fields (5,572 rows instead of 5,574), so each line is split on its first TAB.
-- Site exports: a generic CSV/JSONL format and WordPress WXR, so a site can bootstrap from its history.
+- Site exports in a data folder (generic CSV/JSONL, WordPress WXR, Disqus): read by `exports`, the reader
+  `moderation sites import` uses, so a history trains the global model the way it trains a site's own.
 - What the package ships in `moderation/core/data/` (see its README): the starter corpus written for this
   project and normalised copies of the two public corpora, each checked against `SHA256SUMS` on load.
 
@@ -17,18 +18,18 @@ unit an honest split keeps together (a YouTube video, a WordPress post).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from moderation.comment import Comment, Label, LabelledComment
+from moderation.comment import Comment, LabelledComment
+from moderation.core.exports import load_export
+from moderation.core.records import clean_text, csv_records, parse_json_line, parse_label, row_to_example
 from moderation.core.text import normalize
 from moderation.errors import DataError
 
@@ -59,10 +60,6 @@ YOUTUBE_VIDEO_TITLES = {
     "Shakira": "Shakira - Waka Waka (This Time for Africa) (The Official 2010 FIFA World Cup Song)",
 }
 
-# BOM and zero-width characters: invisible, so they carry no meaning for a reader, but in the YouTube
-# set a trailing U+FEFF marks most ham and a model would learn it.
-_INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u180e\u00ad"), None)
-
 # The SMS texts hold Windows-1252 punctuation decoded as C1 control characters (U+0091-U+0096).
 _CP1252_C1 = str.maketrans(
     {
@@ -76,59 +73,8 @@ _CP1252_C1 = str.maketrans(
     }
 )
 
-_LABEL_WORDS = {
-    "spam": Label.SPAM,
-    "1": Label.SPAM,
-    "true": Label.SPAM,
-    "ham": Label.HAM,
-    "0": Label.HAM,
-    "false": Label.HAM,
-}
-
-# Required fields of the generic site-export format (CSV header or JSONL keys).
-GENERIC_REQUIRED = ("content", "label")
-
-
-def clean_text(text: str) -> str:
-    """Remove BOM and zero-width characters and surrounding whitespace; keep everything else as written."""
-    return text.translate(_INVISIBLE).strip()
-
-
-def parse_label(raw: object, where: str) -> Label:
-    """Map spam/ham, 1/0, true/false (any case) to a `Label`, or raise DataError naming `where`."""
-    if isinstance(raw, bool):
-        return Label.SPAM if raw else Label.HAM
-    key = "" if raw is None else str(raw).strip().lower()
-    try:
-        return _LABEL_WORDS[key]
-    except KeyError:
-        raise DataError(f"{where}: expected label spam/ham, 1/0 or true/false, found {raw!r}") from None
-
 
 # --- public corpora ------------------------------------------------------------------------------------
-
-
-def _csv_records(path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Rows of a CSV file with a header, as ("file:line", row); DataError for anything malformed."""
-    line = 0
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle, strict=True)  # bad quoting must fail, not merge rows
-            missing = [name for name in required if name not in (reader.fieldnames or ())]
-            if missing:
-                raise DataError(f"{path}: expected a header with columns {', '.join(required)}; missing {missing}")
-            for row in reader:
-                line = reader.line_num
-                if None in row:  # more cells than header columns
-                    width = len(reader.fieldnames or ())
-                    raise DataError(f"{path}:{line}: expected {width} columns, found more")
-                yield f"{path}:{line}", row
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: expected UTF-8 text, found undecodable bytes after line {line}") from exc
-    except csv.Error as exc:
-        raise DataError(f"{path}:{line + 1}: malformed CSV ({exc})") from exc
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def load_youtube(folder: Path) -> list[LabelledComment]:
@@ -145,7 +91,7 @@ def load_youtube(folder: Path) -> list[LabelledComment]:
         # "Youtube01-Psy.csv" -> "Psy": one group per video, the unit of a leave-one-video-out split.
         video = path.stem.split("-", 1)[1] if "-" in path.stem else path.stem
         permalink = YOUTUBE_VIDEO_URLS.get(video, "")
-        for where, row in _csv_records(path, ("AUTHOR", "CONTENT", "CLASS")):
+        for where, row in csv_records(path, ("AUTHOR", "CONTENT", "CLASS")):
             label = parse_label(row["CLASS"], where)
             comment = Comment(
                 content=clean_text(row["CONTENT"] or ""),
@@ -191,149 +137,7 @@ def load_sms(path: Path) -> list[LabelledComment]:
     return examples
 
 
-# --- site exports ---------------------------------------------------------------------------------------
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else clean_text(str(value))
-
-
-def _row_to_example(row: Mapping[str, Any], where: str, source: str, *, csv_row: bool) -> LabelledComment:
-    """Build one example from a generic-format record, or raise DataError naming `where`."""
-    content = row.get("content")
-    if not isinstance(content, str) or not content.strip():
-        raise DataError(f"{where}: expected a non-empty 'content' text, found {content!r}")
-    if "label" not in row or row["label"] in (None, ""):
-        raise DataError(f"{where}: expected a 'label' (spam/ham, 1/0, true/false), found none")
-    label = parse_label(row["label"], where)
-    # None means "the site did not record a user agent". A CSV cannot tell an empty cell from an absent
-    # value, so an empty cell is None too; JSONL can say "" (the browser sent none) explicitly.
-    agent = row.get("user_agent")
-    user_agent = None if agent is None or (csv_row and agent == "") else clean_text(str(agent))
-    comment = Comment(
-        content=clean_text(content),
-        author_name=_optional(row.get("author_name")),
-        author_email=_optional(row.get("author_email")),
-        author_url=_optional(row.get("author_url")),
-        user_ip=_optional(row.get("user_ip")),
-        user_agent=user_agent,
-        language=_optional(row.get("lang") or row.get("language")),
-        page_context=page_context(row.get("page_title"), row.get("page_tags")),
-    )
-    group = _optional(row.get("group")) or source
-    return LabelledComment(comment, label, source, group)
-
-
-def page_context(title: object, tags: object) -> tuple[str, ...]:
-    """A page's title and tags as `Comment.page_context`: tags as a list or one comma-separated text; empty
-    values and anything but text left out."""
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    values = [title, *(tags if isinstance(tags, list | tuple) else [])]
-    return tuple(text for text in (clean_text(value).strip() for value in values if isinstance(value, str)) if text)
-
-
-def parse_json_line(line: str, where: str) -> dict[str, Any]:
-    """One line of JSON-lines input (a corpus, `check --jsonl`) as an object; DataError naming `where` if not one."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: expected one JSON object per line, found invalid JSON ({exc.msg})") from exc
-    if not isinstance(record, dict):
-        raise DataError(f"{where}: expected a JSON object, found {type(record).__name__}")
-    return record
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Objects of a JSON-lines file, as ("file:line", object); DataError for anything malformed."""
-    number = 0
-    try:
-        with path.open(encoding="utf-8-sig") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                yield where, parse_json_line(line, where)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: expected UTF-8 text, found undecodable bytes after line {number}") from exc
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def load_generic(path: Path) -> list[LabelledComment]:
-    """Read a site export in the generic CSV (with header) or JSONL format; source = the file's stem.
-
-    Fields: content, label (spam/ham, 1/0, true/false), and optionally author_name, author_email,
-    author_url, user_ip, user_agent, lang, group, page_title, page_tags (what the page is about; tags
-    comma-separated in a CSV). Unknown fields are ignored. Raises DataError naming the
-    file and line of the first bad row.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".jsonl"):
-        raise DataError(f"{path}: expected a .csv or .jsonl file, found {path.suffix or 'no extension'!r}")
-    rows = _csv_records(path, GENERIC_REQUIRED) if suffix == ".csv" else _jsonl_rows(path)
-    return [_row_to_example(row, where, path.stem, csv_row=suffix == ".csv") for where, row in rows]
-
-
-_WXR_NS = re.compile(r"^\{http://wordpress\.org/export/[0-9.]+/\}")
-# comment_approved values: "1" published (ham), "spam" marked spam; "0" (pending), "trash" and
-# "post-trashed" say nothing about spamminess, so those comments are skipped.
-_WXR_LABELS = {"1": Label.HAM, "spam": Label.SPAM}
-
-
-def _wp_children(element: Any) -> dict[str, str]:
-    """The `wp:` children of an element as {local name: text}, whatever the WXR version."""
-    values: dict[str, str] = {}
-    for child in element:
-        tag = child.tag if isinstance(child.tag, str) else ""
-        if _WXR_NS.match(tag):
-            values[_WXR_NS.sub("", tag)] = child.text or ""
-    return values
-
-
-def load_wxr(path: Path) -> list[LabelledComment]:
-    """Read comments from a WordPress WXR export (approved → ham, spam → spam, pending/trash skipped).
-
-    Parsed with defusedxml: an export is attacker-written text (its comments), so DTDs, entity
-    expansion ("billion laughs") and external entities are refused. group = the post's slug or id.
-    Raises DataError for unreadable or malformed XML.
-    """
-    from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import ParseError
-    from defusedxml.ElementTree import parse as safe_parse
-
-    path = Path(path)
-    try:
-        tree = safe_parse(str(path), forbid_dtd=True)
-    except (ParseError, DefusedXmlException) as exc:
-        raise DataError(f"{path}: expected a WordPress WXR export, found unsafe or malformed XML ({exc})") from exc
-    except OSError as exc:
-        raise DataError(f"cannot read WXR export {path}: {exc.strerror or exc}") from exc
-    examples: list[LabelledComment] = []
-    for item in tree.getroot().iter("item"):
-        post = _wp_children(item)
-        group = post.get("post_name") or post.get("post_id") or (item.findtext("title") or "")
-        for element in item:
-            if not (isinstance(element.tag, str) and _WXR_NS.match(element.tag)):
-                continue
-            if _WXR_NS.sub("", element.tag) != "comment":
-                continue
-            fields = _wp_children(element)
-            label = _WXR_LABELS.get(fields.get("comment_approved", "").strip())
-            content = clean_text(fields.get("comment_content", ""))
-            if label is None or not content:
-                continue
-            comment = Comment(
-                content=content,
-                author_name=clean_text(fields.get("comment_author", "")),
-                author_email=clean_text(fields.get("comment_author_email", "")),
-                author_url=clean_text(fields.get("comment_author_url", "")),
-                user_ip=clean_text(fields.get("comment_author_IP", "")),
-                comment_type=clean_text(fields.get("comment_type", "")),
-            )
-            examples.append(LabelledComment(comment, label, path.stem, f"{path.stem}:{group}"))
-    return examples
+# --- what the package ships -------------------------------------------------------------------------------
 
 
 def shipped_text(name: str) -> str:
@@ -364,7 +168,7 @@ def _shipped(name: str, source: str, group_field: str) -> list[LabelledComment]:
             continue
         where = f"{name}:{number}"
         record = parse_json_line(line, where)
-        example = _row_to_example(record, where, source, csv_row=False)
+        example = row_to_example(record, where, source, csv_row=False)
         group = str(record.get(group_field) or record.get("family") or source)
         comment = replace(example.comment, permalink=str(record.get("permalink") or ""))
         if source == "youtube":
@@ -412,7 +216,8 @@ def pack_public_corpora(data_dir: Path, dest: Path) -> list[Path]:
 
 
 def load_folder(data_dir: Path) -> list[LabelledComment]:
-    """Load every corpus in `data_dir`: youtube-spam-collection/, sms-spam-collection/, *.csv, *.jsonl, *.xml.
+    """Load every corpus in `data_dir`: youtube-spam-collection/, sms-spam-collection/, and site exports
+    (*.csv, *.jsonl in the generic format, *.xml from WordPress or Disqus; source = the file's stem).
 
     Raises DataError when the folder does not exist or holds none of these.
     """
@@ -430,12 +235,8 @@ def load_folder(data_dir: Path) -> list[LabelledComment]:
     for path in sorted(data_dir.iterdir()):
         if not path.is_file():
             continue
-        suffix = path.suffix.lower()
-        if suffix in (".csv", ".jsonl"):
-            examples += load_generic(path)
-            found = True
-        elif suffix == ".xml":
-            examples += load_wxr(path)
+        if path.suffix.lower() in (".csv", ".jsonl", ".xml"):
+            examples += load_export(path)
             found = True
     if not found:
         raise DataError(
@@ -496,16 +297,12 @@ def counts(examples: Sequence[LabelledComment]) -> dict[str, Any]:
 
 
 __all__ = [
-    "clean_text",
     "counts",
     "dedup_key",
     "deduplicate",
     "fingerprint",
     "load_folder",
-    "load_generic",
     "load_sms",
     "load_starter",
-    "load_wxr",
     "load_youtube",
-    "parse_label",
 ]

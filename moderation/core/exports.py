@@ -2,10 +2,11 @@
 
     read_export(path, fmt) -> Export           every labelled comment, with its date and file:line
     detect_format(path) -> "wxr" | "disqus" | "csv" | "jsonl"
+    load_export(path) -> [LabelledComment]     the same, as training examples (a data folder's exports)
 
 Labels: WordPress `wp:comment_approved` 1 → ham, spam → spam, 0 (pending) and trash skipped (a
 moderator's bin says nothing reliable about spam); Disqus `isSpam` true → spam, `isDeleted` true (not
-spam) skipped, otherwise ham; CSV/JSONL: the `label` field (corpora.load_generic's format, plus an
+spam) skipped, otherwise ham; CSV/JSONL: the `label` field (records.row_to_example's format, plus an
 optional `created_at`). An export is attacker-written text: XML is parsed with defusedxml (no DTDs, so
 no entity expansion bombs and no external entities). Anything unexpected raises DataError naming the file
 and line — the whole file is read before anything is stored, so a bad row leaves nothing half-imported.
@@ -21,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from moderation.comment import Comment, Label
-from moderation.core.corpora import GENERIC_REQUIRED, _csv_records, _jsonl_rows, _row_to_example, clean_text
+from moderation.comment import Comment, Label, LabelledComment
+from moderation.core.records import GENERIC_REQUIRED, clean_text, csv_records, jsonl_rows, row_to_example
 from moderation.errors import DataError
 
 FORMATS = ("wxr", "disqus", "csv", "jsonl")
@@ -31,12 +32,14 @@ CHUNK_BYTES = 1 << 20  # XML is fed to the parser a megabyte at a time, with pro
 
 @dataclass(frozen=True)
 class ExportedComment:
-    """One labelled comment of an export: the comment, its label, when it was written (if known), where it was."""
+    """One labelled comment of an export: the comment, its label, when it was written (if known), where it was,
+    and the unit an honest split keeps together (`file stem:post` for WordPress, `:thread` for Disqus)."""
 
     comment: Comment
     label: Label
     created_at: datetime | None
     where: str
+    group: str
 
 
 @dataclass
@@ -87,6 +90,14 @@ def read_export(path: Path, fmt: str, progress: Progress = _quiet) -> Export:
         return _read_generic(path, fmt, progress)
     root, lines = _parse_xml(path, progress)
     return _read_wxr(path, root, lines) if fmt == "wxr" else _read_disqus(path, root, lines)
+
+
+def load_export(path: Path) -> list[LabelledComment]:
+    """The labelled comments of the export at `path` (format from `detect_format`) as training examples,
+    source = the file's stem."""
+    path = Path(path)
+    export = read_export(path, detect_format(path))
+    return [LabelledComment(c.comment, c.label, path.stem, c.group) for c in export.comments]
 
 
 # --- XML ----------------------------------------------------------------------------------------------------
@@ -146,6 +157,11 @@ def _text(element: Any) -> str:
     return "" if element is None else (element.text or "")
 
 
+def _attribute(element: Any, name: str) -> str:
+    """An attribute by local name, whatever its namespace (Disqus writes `dsq:id`)."""
+    return next((value for key, value in element.attrib.items() if _local(key) == name), "")
+
+
 def _date(text: str, where: str, formats: tuple[str, ...]) -> datetime | None:
     """A UTC datetime from `text` in one of `formats`; None when empty or WordPress's zero date."""
     text = text.strip()
@@ -169,36 +185,37 @@ def _read_wxr(path: Path, root: Any, lines: dict[int, int]) -> Export:
             f"{path}:{lines.get(id(root), 1)}: expected a WordPress WXR export (<rss>), found <{_local(root.tag)}>"
         )
     export = Export()
-    for element in root.iter():
-        if (
-            _local(element.tag) != "comment"
-            or not isinstance(element.tag, str)
-            or "wordpress.org/export" not in element.tag
-        ):
-            continue
-        where = f"{path}:{lines.get(id(element), 0)}"
-        fields = {name: _text(child) for name, child in _children(element).items()}
-        approved = fields.get("comment_approved", "").strip()
-        if approved in _WXR_SKIPPED:
-            export.skip(_WXR_SKIPPED[approved])
-            continue
-        if approved not in _WXR_LABELS:
-            raise DataError(f"{where}: expected wp:comment_approved 1, 0, spam or trash, found {approved!r}")
-        content = clean_text(fields.get("comment_content", ""))
-        if not content.strip():
-            export.skip("empty")
-            continue
-        comment = Comment(
-            content=content,
-            author_name=clean_text(fields.get("comment_author", "")),
-            author_email=clean_text(fields.get("comment_author_email", "")),
-            author_url=clean_text(fields.get("comment_author_url", "")),
-            user_ip=clean_text(fields.get("comment_author_IP", "")),
-            comment_type=clean_text(fields.get("comment_type", "")),
-        )
-        created = _date(fields.get("comment_date_gmt", ""), where, ("%Y-%m-%d %H:%M:%S",))
-        export.comments.append(ExportedComment(comment, _WXR_LABELS[approved], created, where))
+    for item in root.iter("item"):
+        post = _children(item)
+        key = _text(post.get("post_name")) or _text(post.get("post_id")) or _text(post.get("title"))
+        for element in item:
+            if _local(element.tag) == "comment" and "wordpress.org/export" in element.tag:
+                _add_wxr_comment(export, element, f"{path}:{lines.get(id(element), 0)}", f"{path.stem}:{key}")
     return export
+
+
+def _add_wxr_comment(export: Export, element: Any, where: str, group: str) -> None:
+    fields = {name: _text(child) for name, child in _children(element).items()}
+    approved = fields.get("comment_approved", "").strip()
+    if approved in _WXR_SKIPPED:
+        export.skip(_WXR_SKIPPED[approved])
+        return
+    if approved not in _WXR_LABELS:
+        raise DataError(f"{where}: expected wp:comment_approved 1, 0, spam or trash, found {approved!r}")
+    content = clean_text(fields.get("comment_content", ""))
+    if not content.strip():
+        export.skip("empty")
+        return
+    comment = Comment(
+        content=content,
+        author_name=clean_text(fields.get("comment_author", "")),
+        author_email=clean_text(fields.get("comment_author_email", "")),
+        author_url=clean_text(fields.get("comment_author_url", "")),
+        user_ip=clean_text(fields.get("comment_author_IP", "")),
+        comment_type=clean_text(fields.get("comment_type", "")),
+    )
+    created = _date(fields.get("comment_date_gmt", ""), where, ("%Y-%m-%d %H:%M:%S",))
+    export.comments.append(ExportedComment(comment, _WXR_LABELS[approved], created, where, group))
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -246,7 +263,9 @@ def _read_disqus(path: Path, root: Any, lines: dict[int, int]) -> Export:
             user_ip=clean_text(_text(fields.get("ipAddress"))),
         )
         created = _date(_text(fields.get("createdAt")), where, ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S"))
-        export.comments.append(ExportedComment(comment, Label.SPAM if spam else Label.HAM, created, where))
+        thread = fields.get("thread")
+        group = f"{path.stem}:{_attribute(thread, 'id') if thread is not None else ''}"
+        export.comments.append(ExportedComment(comment, Label.SPAM if spam else Label.HAM, created, where, group))
     return export
 
 
@@ -255,20 +274,20 @@ def _read_disqus(path: Path, root: Any, lines: dict[int, int]) -> Export:
 
 def _read_generic(path: Path, fmt: str, progress: Progress) -> Export:
     rows: Iterator[tuple[str, dict[str, Any]]] = (
-        _csv_records(path, GENERIC_REQUIRED) if fmt == "csv" else _jsonl_rows(path)
+        csv_records(path, GENERIC_REQUIRED) if fmt == "csv" else jsonl_rows(path)
     )
     export = Export()
     for n, (where, row) in enumerate(rows, start=1):
-        example = _row_to_example(row, where, path.stem, csv_row=fmt == "csv")
+        example = row_to_example(row, where, path.stem, csv_row=fmt == "csv")
         created = _date(
             str(row.get("created_at") or ""),
             where,
             ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"),
         )
-        export.comments.append(ExportedComment(example.comment, example.label, created, where))
+        export.comments.append(ExportedComment(example.comment, example.label, created, where, example.group))
         if n % 10000 == 0:
             progress(f"  read {n} rows")
     return export
 
 
-__all__ = ["FORMATS", "Export", "ExportedComment", "detect_format", "disqus_text", "read_export"]
+__all__ = ["FORMATS", "Export", "ExportedComment", "detect_format", "disqus_text", "load_export", "read_export"]
