@@ -1,5 +1,5 @@
 """WSGI entry point: `gunicorn wsgi:app` (or `moderation serve`, which runs gunicorn for you)."""
 
-from moderation.web.app import create_app
+from moderation.web.serving import wsgi_app
 
-app = create_app()
+app = wsgi_app()

@@ -18,6 +18,7 @@ from moderation.learning.site_learning import MARKS_KEY, site_labels
 from moderation.learning.site_refit import RefitPolicy, due_sites, refit_due_sites
 from moderation.store import db, registry
 from moderation.store.sites import create_site
+from moderation.web.serving import wsgi_app
 
 CAMPAIGN = "join our discord server for the weekly meetup"
 PROBE = Comment(f"{CAMPAIGN} on friday", author_name="Kim")
@@ -150,3 +151,20 @@ def test_a_label_through_the_api_changes_the_sites_scores_with_no_command_run(tm
             time.sleep(0.5)
         assert probe(server.base, other)[0] == pytest.approx(before, abs=1e-6)
         assert "Traceback" not in server.log()
+
+
+def test_the_served_app_starts_its_learner_with_its_first_request(tmp_path, db_url):
+    """`gunicorn wsgi:app` learns as `moderation serve` does: the learner starts in the process that serves the
+    first request (not at import, which a forking server would leave in its parent), and not at all when off."""
+    config = {"DATABASE_URL": db_url, "MODEL_DIR": str(tmp_path / "models"), "INSTANCE_PATH": str(tmp_path)}
+    app = wsgi_app({**config, "SITE_REFIT_SECONDS": "30"})
+    learner = app.extensions["site_learner"]
+    assert not learner.running
+    app.test_client().get("/healthz")
+    try:
+        assert learner.running
+    finally:
+        learner.stop(timeout=10)
+    off = wsgi_app({**config, "SITE_REFIT_SECONDS": "0"})
+    off.test_client().get("/healthz")
+    assert "site_learner" not in off.extensions

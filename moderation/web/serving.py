@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
+
 from moderation.core.model_store import current_version
 from moderation.core.training import train_and_save
 from moderation.web import site_learner
@@ -70,7 +72,6 @@ def gunicorn_options(
         "timeout": 30,
         "graceful_timeout": 10,
         "child_exit": _child_exit,
-        "post_worker_init": _start_learning,
         "logger_class": _redacting_logger(),
         **control,
         **(extra or {}),
@@ -86,7 +87,7 @@ def run_gunicorn(
     control_socket: str = "",
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """Serve `create_app()` with gunicorn (options from `gunicorn_options`) until stopped. Blocks."""
+    """Serve `wsgi_app()` with gunicorn (options from `gunicorn_options`) until stopped. Blocks."""
     from gunicorn.app.base import BaseApplication
 
     options = gunicorn_options(host, port, workers, threads=threads, control_socket=control_socket, extra=extra)
@@ -97,9 +98,17 @@ def run_gunicorn(
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return create_app()
+            return wsgi_app()
 
     Server().run()
+
+
+def wsgi_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The app a server runs (`moderation serve`, or `gunicorn wsgi:app` and any other WSGI server): the app,
+    and in each process that serves it the learner that refits sites' models when they have new labels."""
+    app = create_app(test_config)
+    site_learner.start_with_first_request(app)
+    return app
 
 
 def _spelled(text: str) -> str:
@@ -146,11 +155,6 @@ def _redacting_logger() -> type:
             return atoms
 
     return RedactingLogger
-
-
-def _start_learning(worker: Any) -> None:
-    """In each new worker: start the thread that refits sites' models when they have new labels (site_learner)."""
-    site_learner.start_for(worker.wsgi)
 
 
 def _child_exit(_server: Any, worker: Any) -> None:

@@ -1,13 +1,13 @@
-"""The server's own learning loop: a daemon thread per worker that refits sites' models when they are due.
+"""The server's own learning loop: a daemon thread per process that refits sites' models when they are due.
 
-`moderation serve` starts one `SiteLearner` in each gunicorn worker (`start_for(app)`, from gunicorn's
-post_worker_init hook). Every few seconds it asks `site_refit.due_now` whether a site has new labels
-worth a refit (MODERATION_SITE_REFIT_LABELS new ones, or the oldest MODERATION_SITE_REFIT_SECONDS old):
-two small queries. When one has and the retrain lock is free, it runs `python -m
-moderation.learning.site_refit` — a child process at a lower priority, which takes the lock, so one
-worker of one host refits while the others carry on serving — and waits for it. The published model
-reaches every worker through the usual hot reload (`model_holder`). A failed pass is logged and retried
-at the next poll: it never takes a worker down.
+Each server process runs one `SiteLearner`, started by its first request (`start_with_first_request`,
+which `serving.wsgi_app` applies for `moderation serve` and `gunicorn wsgi:app` alike). Every few seconds
+it asks `site_refit.due_now` whether a site has new labels worth a refit (MODERATION_SITE_REFIT_LABELS new
+ones, or the oldest MODERATION_SITE_REFIT_SECONDS old): two small queries. When one has and the retrain
+lock is free, it runs `python -m moderation.learning.site_refit` — a child process at a lower priority,
+which takes the lock, so one worker of one host refits while the others carry on serving — and waits for
+it. The published model reaches every worker through the usual hot reload (`model_holder`). A failed pass
+is logged and retried at the next poll: it never takes a worker down.
 """
 
 from __future__ import annotations
@@ -60,6 +60,10 @@ class SiteLearner:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="site-learner", daemon=True)
             self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the thread to finish its current pass and wait for it."""
@@ -123,8 +127,20 @@ def learner_for(app: Flask) -> SiteLearner | None:
     return learner
 
 
-def start_for(app: Flask) -> None:
-    """Start `app`'s learner thread (no-op when refits are off)."""
+def start_with_first_request(app: Flask) -> None:
+    """Have `app` start its learner thread on the first request each process serves (no-op when refits are off).
+
+    Not at import: a server that loads the app and then forks its workers (gunicorn --preload, uWSGI)
+    would leave the thread in the parent, where nothing serves. A request always runs in a worker.
+    """
     learner = learner_for(app)
-    if learner is not None:
-        learner.start()
+    if learner is None:
+        return
+    started_in: list[int] = []  # the pid that started it, so a forked worker starts its own
+
+    def start_here() -> None:
+        if not started_in or started_in[0] != os.getpid():
+            started_in[:] = [os.getpid()]
+            learner.start()
+
+    app.before_request(start_here)
