@@ -22,6 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser, ParseError, _TreeBuilder
+
 from moderation.comment import Comment, Label, LabelledComment
 from moderation.core.records import GENERIC_REQUIRED, clean_text, csv_records, jsonl_rows, row_to_example
 from moderation.errors import DataError
@@ -105,9 +108,6 @@ def load_export(path: Path) -> list[LabelledComment]:
 
 def _parse_xml(path: Path, progress: Progress) -> tuple[Any, dict[int, int]]:
     """The root element of a safely parsed XML file, and each element's line (by id of the element)."""
-    from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import DefusedXMLParser, ParseError, _TreeBuilder
-
     lines: dict[int, int] = {}
 
     class Builder(_TreeBuilder):

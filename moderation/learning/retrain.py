@@ -25,6 +25,7 @@ artifact is written to a temp file and renamed, the registry row and bytes land 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -145,9 +147,7 @@ class RetrainOptions:
 
     def replace(self, **changes: Any) -> RetrainOptions:
         """A copy with some fields changed."""
-        from dataclasses import replace
-
-        return replace(self, **changes)
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass
@@ -196,8 +196,6 @@ def retrain_lock(engine: Engine, timeout: float, model_dir: Path) -> Iterator[No
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RETRAIN_LOCK_KEY})
                 connection.commit()
         return
-    from filelock import FileLock, Timeout
-
     database = engine.url.database or ""
     path = f"{database}.retrain.lock" if database and database != ":memory:" else str(Path(model_dir) / ".retrain.lock")
     Path(path).parent.mkdir(parents=True, exist_ok=True)

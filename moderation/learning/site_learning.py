@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import case, func, select, type_coerce
 from sqlalchemy.orm import Session
 
@@ -71,8 +72,6 @@ class PhraseSites:
     """Which phrases more than one site labelled the same way: fixed memory, filled in one streamed pass."""
 
     def __init__(self, slots: int = PHRASE_SLOTS) -> None:
-        import numpy as np
-
         self.slots = slots
         self.first = np.zeros((2, slots), dtype=np.int32)  # per label: first site seen in the slot (0: none)
         self.shared = np.zeros((2, slots), dtype=bool)  # per label: a second site was seen too

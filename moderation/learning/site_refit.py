@@ -15,6 +15,9 @@ serves it. Nothing is due: None, and nothing is read beyond one grouped count.
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from moderation import settings
 from moderation.core.model_store import current_version, read_manifest
 from moderation.errors import StoreError
 from moderation.learning.retrain import (
@@ -37,7 +41,7 @@ from moderation.learning.retrain import (
 )
 from moderation.learning.site_learning import MARKS_KEY, SiteLabels, site_labels
 from moderation.store import registry
-from moderation.store.db import make_sessionmaker
+from moderation.store.db import make_engine, make_sessionmaker
 
 # A refit process's niceness: checks in the workers get the CPU first (bench_refit_latency).
 REFIT_NICENESS = 10
@@ -161,18 +165,11 @@ def main(argv: list[str] | None = None) -> None:
     Settings come from the MODERATION_* environment; the process lowers its own priority first, so the
     workers serving checks win the CPU. Prints one JSON line: promoted, the sites refitted, their counts.
     """
-    import json
-    import os
-    import sys
-
-    from moderation import settings
-    from moderation.store import db
-
     os.nice(REFIT_NICENESS)
     args = sys.argv[1:] if argv is None else argv
     unchanged = {int(site): int(n) for site, n in json.loads(args[0] if args else "{}").items()}
     values = settings.load()
-    engine = db.make_engine(settings.database_url(values))
+    engine = make_engine(settings.database_url(values))
     try:
         result = refit_due_sites(
             engine,

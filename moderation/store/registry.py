@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -123,8 +124,6 @@ def register(
 
 
 def _manifest_dict(manifest: Manifest) -> dict[str, Any]:
-    import json
-
     loaded: dict[str, Any] = json.loads(manifest.to_json())
     return loaded
 
