@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +25,11 @@ from moderation.errors import ModerationError
 from moderation.store import registry
 
 log = logging.getLogger(__name__)
+
+# The GIL switch interval while a model loads beside the request threads (Python's default: 5 ms). joblib
+# unpickles in pure Python, so at 5 ms every hand-over to a request thread waited up to that long
+# (docs/experiments.md: the model reload during site refits).
+LOADING_SWITCH_INTERVAL = 0.001
 
 
 class ModelHolder:
@@ -94,12 +100,16 @@ class ModelHolder:
         with self._lock:
             if self._model is not None and getattr(self._model, "version", None) == version:
                 return
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, LOADING_SWITCH_INTERVAL))
         try:
             model = load_model(self.model_dir, version)
         except (OSError, ModerationError) as exc:
             self._problem = f"no model loaded: {exc}"
             log.error("refusing model %s: %s", version, exc)
             return
+        finally:
+            sys.setswitchinterval(previous)
         with self._lock:
             self._install(version, model)
 
